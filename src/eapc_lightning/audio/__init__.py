@@ -1,0 +1,6 @@
+"""Audio decoding and per-video-frame features (MFCC windows, low-level features)."""
+
+from eapc_lightning.audio.decode import load_audio
+from eapc_lightning.audio.features import AudioFeatureConfig, extract_features, llf_features, mfcc_windows
+
+__all__ = ["AudioFeatureConfig", "extract_features", "llf_features", "load_audio", "mfcc_windows"]

@@ -1,0 +1,94 @@
+"""``eapc prepare``: decode raw media, detect landmarks and extract audio features into a clip cache.
+
+Exit status 0 when the run finished (failed items are recorded in the summary), 2 on usage errors.
+"""
+
+import argparse
+import logging
+import sys
+
+from eapc_lightning.data.prepare import DEFAULT_MAX_GAP, PrepareUsageError, prepare_dataset
+from eapc_lightning.data.sources import DATASETS
+from eapc_lightning.landmarks.gaps import GAP_POLICIES
+
+SHOWN_FAILURES = 10
+
+
+def _names(text: str) -> list[str]:
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=DATASETS, help="layout of the raw media")
+    parser.add_argument("--root", required=True, help="folder of the raw dataset")
+    parser.add_argument("--out", required=True, help="cache folder (clips/, manifest*.json, summary*.json)")
+    parser.add_argument(
+        "--labels", default=None, help="folder dataset: CSV with columns path,speaker,emotion,level"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes preparing clips in parallel")
+    parser.add_argument("--num-shards", type=int, default=1, help="split the sorted item list into K shards")
+    parser.add_argument("--shard-index", type=int, default=0, help="which shard this run prepares (0-based)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="prepare only the first N items (before sharding)"
+    )
+    parser.add_argument("--speakers", type=_names, default=None, help="comma-separated speakers to keep")
+    parser.add_argument("--emotions", type=_names, default=None, help="comma-separated emotions to keep")
+    parser.add_argument(
+        "--views", type=_names, default=["front"], help="MEAD camera views to keep (default: front)"
+    )
+    parser.add_argument("--crop-size", type=int, default=256, help="aligned face crop size in pixels")
+    parser.add_argument(
+        "--max-gap", type=int, default=DEFAULT_MAX_GAP, help="longest run of faceless frames to interpolate"
+    )
+    parser.add_argument(
+        "--gap-policy",
+        choices=GAP_POLICIES,
+        default="split",
+        help="what to do with a clip whose gap is longer",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = prepare_dataset(
+            args.dataset,
+            args.root,
+            args.out,
+            workers=args.workers,
+            num_shards=args.num_shards,
+            shard_index=args.shard_index,
+            limit=args.limit,
+            speakers=args.speakers,
+            emotions=args.emotions,
+            views=args.views,
+            crop_size=args.crop_size,
+            max_gap=args.max_gap,
+            gap_policy=args.gap_policy,
+            labels_csv=args.labels,
+            progress=not args.no_progress,
+        )
+    except PrepareUsageError as error:
+        print(f"eapc prepare: error: {error}", file=sys.stderr)
+        return 2
+    print(brief_summary(summary))
+    return 0
+
+
+def brief_summary(summary: dict) -> str:
+    counts = summary["counts"]
+    lines = [
+        f"prepared {counts['ok']} item(s), {counts['skipped']} up to date, {counts['failed']} failed; "
+        f"{summary['frames_prepared']} frames in {summary['seconds']:.1f} s",
+    ]
+    failures = [record for record in summary["items"] if record["status"] == "failed"]
+    for record in failures[:SHOWN_FAILURES]:
+        lines.append(f"  failed {record['item']}: {record['reason']}")
+    if len(failures) > SHOWN_FAILURES:
+        lines.append(f"  ... and {len(failures) - SHOWN_FAILURES} more")
+    warned = sum(bool(record["warnings"]) for record in summary["items"])
+    if warned:
+        lines.append(f"  {warned} item(s) with warnings")
+    lines.append(f"summary: {summary['summary_path']}")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Adversarial losses of the landmark-to-video stage: hinge GAN and discriminator feature matching.
+
+Inputs are discriminator outputs as returned by eapc_lightning.models.vid2vid.discriminators: per scale a
+list of feature maps with the patch logits last. Hinge loss as in SPADE / few-shot vid2vid:
+``L_D = E[relu(1 - D(real))] + E[relu(1 + D(fake))]``, ``L_G = -E[D(fake)]``. Feature matching
+(pix2pixHD, Wang et al., 2018, Eq. 4) is the L1 distance between the discriminator's intermediate
+features of the real and the generated frame, averaged over layers and scales; real features are
+treated as constants.
+"""
+
+import torch
+import torch.nn.functional as F
+
+DiscriminatorOutput = list[list[torch.Tensor]]
+
+
+def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
+    """Mean over scales of relu(1 - real logits) + relu(1 + fake logits)."""
+    losses = [
+        F.relu(1 - real_scale[-1]).mean() + F.relu(1 + fake_scale[-1]).mean()
+        for real_scale, fake_scale in zip(real, fake, strict=True)
+    ]
+    return torch.stack(losses).mean()
+
+
+def hinge_generator_loss(fake: DiscriminatorOutput) -> torch.Tensor:
+    """Mean over scales of -fake logits."""
+    return torch.stack([-scale[-1].mean() for scale in fake]).mean()
+
+
+def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:
+    """L1 between intermediate features (logits excluded), averaged over layers, summed over scales / num_scales."""
+    per_scale = []
+    for real_scale, fake_scale in zip(real, fake, strict=True):
+        layers = [
+            F.l1_loss(fake_feature, real_feature.detach())
+            for real_feature, fake_feature in zip(real_scale[:-1], fake_scale[:-1], strict=True)
+        ]
+        per_scale.append(torch.stack(layers).mean())
+    return torch.stack(per_scale).mean()

@@ -329,3 +329,24 @@ def test_lightning_checkpoint_carries_the_statistics(fake_cache, tmp_path):
     )
     for key, value in trained_on.feature_stats.items():
         assert torch.equal(evaluated_on.feature_stats[key], value)
+
+
+def test_distributed_wrapper_shards_the_epoch_order(fake_cache):
+    """Lightning wraps the sampler for DDP; the (index, epoch) keys must pass through and cover every window."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    root, _ = fake_cache
+    dm = make_dm(root)
+    train = dm.dataset("train")
+    shards = [
+        DistributedSamplerWrapper(
+            EpochShuffleSampler(len(train), seed=0), num_replicas=2, rank=rank, shuffle=False
+        )
+        for rank in (0, 1)
+    ]
+    for shard in shards:
+        shard.set_epoch(2)
+    keys = [key for shard in shards for key in shard]
+    assert {index for index, _ in keys} == set(range(len(train)))
+    assert {epoch for _, epoch in keys} == {2}
+    assert train[keys[0]]["clip_id"] in {r.clip_id for r in dm.splits["train"]}

@@ -164,19 +164,28 @@ def _aligned_crops(item, settings, frames, segments_with_matrix) -> list[np.ndar
     return [np.stack(parts) for parts in crops]
 
 
+def new_record(item: SourceItem, status: str, reason: str | None = None) -> dict:
+    """An item's line in the summary: status (ok / skipped / failed), reason, labels, sources, output."""
+    record = {
+        "item": item.clip_id,
+        "status": status,
+        "reason": reason,
+        "warnings": [],
+        "clips": [],
+        "frames": 0,
+        "speaker": item.speaker,
+        "emotion": item.emotion,
+        "level": item.level,
+    }
+    record.update(source_stats(item))
+    return record
+
+
 def prepare_item(
     item: SourceItem, settings: PrepareSettings, clips_dir: str | Path, settings_hash: str
 ) -> dict:
     """Prepare one item; returns its summary record (status ok or failed). Never raises for bad input."""
-    record = {
-        "item": item.clip_id,
-        "status": "failed",
-        "reason": None,
-        "warnings": [],
-        "clips": [],
-        "frames": 0,
-    }
-    record.update(source_stats(item))
+    record = new_record(item, "failed")
     try:
         if item.error is not None:
             raise InputError(item.video, item.error)
@@ -331,24 +340,22 @@ def _up_to_date(item: SourceItem, entry: dict | None, clips_dir: Path, settings_
             m is not None and m.get("item") == item.clip_id and _is_current(m, stats, settings_hash)
             for m in metas
         ):
-            return _manifest_entry(
-                item, stats, settings_hash, meta["item_clips"], [m["num_frames"] for m in metas]
-            )
+            return _manifest_entry(item, settings_hash, metas)
     return None
 
 
-def _manifest_entry(
-    item: SourceItem, stats: dict, settings_hash: str, clips: list[str], frames: list[int]
-) -> dict:
+def _manifest_entry(item: SourceItem, settings_hash: str, metas: list[dict]) -> dict:
+    """An item's manifest entry, from the metadata of the clips it produced (sources as they were read)."""
     return {
         "dataset": item.dataset,
         "speaker": item.speaker,
         "emotion": item.emotion,
         "level": item.level,
         "settings_hash": settings_hash,
-        "clips": list(clips),
-        "num_frames": list(frames),
-        **{key: stats[key] for key in _STAT_KEYS},
+        "clips": [meta["clip_id"] for meta in metas],
+        "num_frames": [int(meta["num_frames"]) for meta in metas],
+        "warnings": list(metas[0].get("warnings", [])),
+        **{key: metas[0][key] for key in _STAT_KEYS},
     }
 
 
@@ -427,18 +434,8 @@ def _run_pool(items: list[SourceItem], workers: int, initargs: tuple, on_result)
                         broken = True
                         attempts[item.clip_id] = attempts.get(item.clip_id, 0) + 1
                         if attempts[item.clip_id] >= 2:
-                            record = {
-                                "item": item.clip_id,
-                                "status": "failed",
-                                "warnings": [],
-                                "clips": [],
-                                "frames": 0,
-                            }
-                            record.update(source_stats(item))
-                            record["reason"] = (
-                                f"{item.video}: the worker process died while preparing this item"
-                            )
-                            on_result(record)
+                            reason = f"{item.video}: the worker process died while preparing this item"
+                            on_result(new_record(item, "failed", reason))
                         else:
                             queue.insert(0, item)
             if broken:  # items still in flight go back to the queue for a fresh pool
@@ -557,24 +554,20 @@ def prepare_dataset(
     seen: set[str] = set()
     for item in items:
         if item.clip_id in seen:
-            record = {"item": item.clip_id, "status": "failed", "warnings": [], "clips": [], "frames": 0}
-            record.update(source_stats(item))
-            record["reason"] = f"{item.video}: clip id '{item.clip_id}' is already used by another item"
-            records[f"{item.clip_id}#{item.video}"] = record
+            reason = f"{item.video}: clip id '{item.clip_id}' is already used by another item"
+            records[f"{item.clip_id}#{item.video}"] = new_record(item, "failed", reason)
             continue
         seen.add(item.clip_id)
         current = _up_to_date(item, previous.get(item.clip_id), clips_dir, settings_hash)
         if current is not None:
             entries[item.clip_id] = current
-            records[item.clip_id] = {
-                "item": item.clip_id,
-                "status": "skipped",
-                "reason": "up to date",
-                "warnings": [],
-                "clips": current["clips"],
-                "frames": sum(current["num_frames"]),
-                **{key: current[key] for key in _STAT_KEYS},
-            }
+            record = new_record(item, "skipped", "up to date")
+            record.update(
+                warnings=list(current.get("warnings", [])),
+                clips=list(current["clips"]),
+                frames=sum(current["num_frames"]),
+            )
+            records[item.clip_id] = record
         else:
             todo.append(item)
     by_id = {item.clip_id: item for item in todo}
@@ -599,10 +592,13 @@ def prepare_dataset(
         item = by_id[record["item"]]
         _remove_stale_clips(clips_dir, item.clip_id, keep=set(record["clips"]))
         if record["status"] == "ok":
-            frames = [int(_read_meta(clips_dir / f"{n}.npz")["num_frames"]) for n in record["clips"]]
-            entries[item.clip_id] = _manifest_entry(
-                item, source_stats(item), settings_hash, record["clips"], frames
-            )
+            metas = [_read_meta(clips_dir / f"{name}.npz") for name in record["clips"]]
+            if all(meta is not None for meta in metas):
+                entries[item.clip_id] = _manifest_entry(item, settings_hash, metas)
+            else:
+                record.update(
+                    status="failed", reason=f"{item.video}: a written clip file cannot be read back"
+                )
         records[item.clip_id] = record
         if progress_bar is not None:
             progress_bar.advance(record)

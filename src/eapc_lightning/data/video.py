@@ -5,7 +5,8 @@ from the first frame), which is what a constant-rate resampler such as FFmpeg's 
 30 fps input keeps 5 of every 6 frames, 25 fps input passes through unchanged. The number of output
 frames is the source duration (last timestamp plus one source frame) times ``fps``, rounded.
 
-Every failure to read a file raises ``InputError`` naming the file.
+Every failure to read a file raises ``InputError`` naming the file, including a file that decodes
+cleanly but ends well before the frame count in its header (an mp4 cut short after its index).
 """
 
 from collections.abc import Iterator
@@ -38,6 +39,11 @@ class VideoInfo:
         return int(round(self.duration * fps))
 
 
+def _describe(error: Exception) -> str:
+    """FFmpeg's own words for an error, without the file name it repeats."""
+    return getattr(error, "strerror", None) or f"{type(error).__name__}: {error}"
+
+
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -50,7 +56,7 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except _DECODE_ERRORS as error:
-        raise InputError(path, f"not a readable video ({type(error).__name__}: {error})") from error
+        raise InputError(path, f"not a readable video ({_describe(error)})") from error
     if not container.streams.video:
         container.close()
         raise InputError(path, "no video stream")
@@ -94,9 +100,12 @@ def _timed_frames(path: Path, container, stream) -> Iterator[tuple[float, av.Vid
             count += 1
             yield time, frame
     except _DECODE_ERRORS as error:
+        raise InputError(path, f"video decoding failed after {count} frames ({_describe(error)})") from error
+    announced = int(stream.frames or 0)
+    if announced and announced - count > max(2, 0.02 * announced):
         raise InputError(
-            path, f"video decoding failed after {count} frames ({type(error).__name__}: {error})"
-        ) from error
+            path, f"truncated or damaged: decoded {count} of the {announced} frames its header lists"
+        )
 
 
 def _resampled(path: Path, fps: float, max_frames: int | None) -> Iterator[av.VideoFrame]:

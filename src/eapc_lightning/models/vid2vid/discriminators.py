@@ -26,7 +26,9 @@ DiscriminatorOutput = list[list[torch.Tensor]]  # per scale: features..., logits
 class PatchDiscriminator(nn.Module):
     """PatchGAN: 4x4 convs, ``num_layers`` stride-2 downsamplings, spectral norm, one logit per patch."""
 
-    def __init__(self, in_channels: int, base_channels: int = 32, num_layers: int = 3, max_channels: int = 256):
+    def __init__(
+        self, in_channels: int, base_channels: int = 32, num_layers: int = 3, max_channels: int = 256
+    ):
         super().__init__()
         layers = [ConvBlock(in_channels, base_channels, 4, 2, instance_norm=False, spectral=True)]
         width = base_channels
@@ -52,7 +54,9 @@ class MultiScaleDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int, num_scales: int = 2, **patch_kwargs):
         super().__init__()
-        self.discriminators = nn.ModuleList(PatchDiscriminator(in_channels, **patch_kwargs) for _ in range(num_scales))
+        self.discriminators = nn.ModuleList(
+            PatchDiscriminator(in_channels, **patch_kwargs) for _ in range(num_scales)
+        )
 
     def forward(self, x: torch.Tensor) -> DiscriminatorOutput:
         outputs = []
@@ -70,7 +74,11 @@ class ImageDiscriminator(MultiScaleDiscriminator):
         super().__init__(8, num_scales, **patch_kwargs)
 
     def forward(  # type: ignore[override]
-        self, label: torch.Tensor, image: torch.Tensor, reference_label: torch.Tensor, reference_image: torch.Tensor
+        self,
+        label: torch.Tensor,
+        image: torch.Tensor,
+        reference_label: torch.Tensor,
+        reference_image: torch.Tensor,
     ) -> DiscriminatorOutput:
         return super().forward(torch.cat([label, image, reference_label, reference_image], dim=1))
 
@@ -115,5 +123,7 @@ class MouthDiscriminator(nn.Module):
         boxes = mouth_boxes(landmarks.float(), self.margin).to(image.dtype)
         return roi_align(torch.cat([label, image], dim=1), boxes, self.crop_size, aligned=True)
 
-    def forward(self, label: torch.Tensor, image: torch.Tensor, landmarks: torch.Tensor) -> DiscriminatorOutput:
+    def forward(
+        self, label: torch.Tensor, image: torch.Tensor, landmarks: torch.Tensor
+    ) -> DiscriminatorOutput:
         return [self.discriminator(self.crop(label, image, landmarks))]

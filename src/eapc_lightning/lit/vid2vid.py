@@ -1,0 +1,386 @@
+"""``Vid2VidModule``: the landmark-to-video stage (EAPC Eq. 10, few-shot vid2vid) as a LightningModule.
+
+Training (design section 7) uses manual optimisation: each step first updates the generator G, then the
+discriminators D on the same (detached) generated frames, with separate Adam optimisers (TTUR: G lr
+1e-4, D lr 4e-4, betas from the config). The losses, all weighted in YAML:
+
+* G: hinge GAN (``gan_weight``) and feature matching (``feature_matching_weight``, x10) for every
+  enabled discriminator (multi-scale image D always; temporal and mouth D by switch), VGG19 perceptual
+  (``perceptual_weight``, x10; 0 turns it off and needs no weights file), warp L1 of the warped
+  reference / previous frame against the real frame (``warp_weight``, x10) and the mask loss
+  (``mask_weight``, x10): the soft mask is pulled towards 1 where the warped source already matches the
+  real frame (mean absolute error below ``mask_error_threshold``) and towards 0 elsewhere. Optional plain
+  L1 to the real frame (``l1_weight``, 0 in the paper-scale config).
+* D: hinge loss on real vs generated, summed over the enabled discriminators.
+
+Sequence curriculum: ``sequence_length(epoch)`` is 1 for the first ``single_frame_epochs`` epochs, then
+2, 4, ... doubling every ``sequence_doubling_epochs`` epochs up to ``max_sequence_length``; a step uses
+that prefix of the DataModule's target sequence, generating its frames in order, each conditioned on the
+previous generated frame (detached when ``detach_previous``).
+
+An exponential moving average of G (``ema_decay``) generates for validation and test. PSNR / SSIM
+(torchmetrics, images in [0, 1]; PSNR over all pixels of the epoch) and FID (eapc_lightning.metrics.image)
+are logged as ``val/*`` and ``test/*`` with ``*/psnr_copy_reference``, the PSNR of copying the reference
+image unchanged, beside them as a baseline. Image grids (reference | label | generated | real) go to
+``<run>/grids/`` and to W&B; the test stage writes ``<run>/samples/test_sample.mp4`` (reference |
+generated | real of the first test clip). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
+"""
+
+import contextlib
+import copy
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import WandbLogger
+from torchmetrics.image import PeakSignalNoiseRatio
+from torchvision.utils import make_grid
+
+from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
+from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
+from eapc_lightning.metrics.image import build_fid, image_metrics
+from eapc_lightning.models.vid2vid.discriminators import (
+    ImageDiscriminator,
+    MouthDiscriminator,
+    TemporalDiscriminator,
+)
+from eapc_lightning.models.vid2vid.generator import FewShotGenerator, GeneratorOutput
+from eapc_lightning.render.video import write_video
+
+SEQUENCE_KEYS = ("images", "labels", "landmarks", "frame_indices")
+
+
+def curriculum_length(epoch: int, single_frame_epochs: int, doubling_epochs: int, max_length: int) -> int:
+    """1 during the single-frame phase, then 2, 4, 8, ... every ``doubling_epochs`` epochs, capped."""
+    if epoch < single_frame_epochs:
+        return 1
+    doublings = 1 + (epoch - single_frame_epochs) // max(doubling_epochs, 1)
+    return min(max_length, 2**doublings)
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] float32."""
+    return ((images.float() + 1) / 2).clamp(0, 1)
+
+
+class Vid2VidModule(LightningModule):
+    """Few-shot vid2vid generator + discriminators trained adversarially; see the module docstring."""
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        num_references: int = 1,
+        generator: dict | None = None,
+        image_discriminator: dict | None = None,
+        temporal_discriminator: bool = False,
+        temporal_discriminator_options: dict | None = None,
+        mouth_discriminator: bool = False,
+        mouth_discriminator_options: dict | None = None,
+        gan_weight: float = 1.0,
+        feature_matching_weight: float = 10.0,
+        perceptual_weight: float = 10.0,
+        vgg19_weights_path: str | None = None,
+        warp_weight: float = 10.0,
+        mask_weight: float = 10.0,
+        mask_error_threshold: float = 0.1,
+        l1_weight: float = 0.0,
+        generator_lr: float = 1e-4,
+        discriminator_lr: float = 4e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        single_frame_epochs: int = 1,
+        sequence_doubling_epochs: int = 1,
+        max_sequence_length: int = 4,
+        detach_previous: bool = True,
+        ema_decay: float = 0.999,
+        bf16_autocast: bool = True,
+        fid_extractor: str = "auto",
+        fid_on_validation: bool = True,
+        num_grid_samples: int = 4,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.generator = FewShotGenerator(
+            image_size=image_size, num_references=num_references, **(generator or {})
+        )
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.image_discriminator = ImageDiscriminator(**(image_discriminator or {}))
+        self.temporal_discriminator = (
+            TemporalDiscriminator(**(temporal_discriminator_options or {}))
+            if temporal_discriminator
+            else None
+        )
+        self.mouth_discriminator = (
+            MouthDiscriminator(**(mouth_discriminator_options or {})) if mouth_discriminator else None
+        )
+        self.perceptual = VGG19PerceptualLoss(vgg19_weights_path) if perceptual_weight > 0 else None
+        self.val_metrics = image_metrics().clone(prefix="val/")
+        self.test_metrics = image_metrics().clone(prefix="test/")
+        self.val_copy_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.test_copy_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        # FID holds a 2048-d Inception network: kept outside the module tree so it never enters checkpoints.
+        self._fid: dict[str, object] = {}
+        self._sample_frames: list[tuple[int, np.ndarray]] = []
+        self._sample_clip: str | None = None
+
+    # ------------------------------------------------------------------ setup
+    def discriminators(self) -> list[torch.nn.Module]:
+        return [
+            d for d in (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator) if d
+        ]
+
+    def configure_optimizers(self):
+        h = self.hparams
+        betas = tuple(h.betas)
+        generator = torch.optim.Adam(self.generator.parameters(), lr=h.generator_lr, betas=betas)
+        discriminator_params = [p for d in self.discriminators() for p in d.parameters()]
+        discriminator = torch.optim.Adam(discriminator_params, lr=h.discriminator_lr, betas=betas)
+        return [generator, discriminator]
+
+    def sequence_length(self) -> int:
+        h = self.hparams
+        return curriculum_length(
+            self.current_epoch, h.single_frame_epochs, h.sequence_doubling_epochs, h.max_sequence_length
+        )
+
+    def _autocast(self):
+        if self.hparams.bf16_autocast and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ generation
+    def generate_sequence(
+        self, generator: FewShotGenerator, batch: dict, length: int, detach_previous: bool
+    ) -> list[GeneratorOutput]:
+        """Frames 0..length-1 in order, each conditioned on the previous generated frame."""
+        outputs: list[GeneratorOutput] = []
+        previous = None
+        for t in range(length):
+            label = batch["labels"][:, t]
+            output = generator(label, batch["reference_images"], batch["reference_labels"], previous)
+            outputs.append(output)
+            previous = (label, output.image.detach() if detach_previous else output.image)
+        return outputs
+
+    # ------------------------------------------------------------------ losses
+    def _frames(self, batch: dict, key: str, length: int) -> torch.Tensor:
+        """(B, L, ...) sequence entry -> (B*L, ...) with frames of one sample adjacent."""
+        return batch[key][:, :length].flatten(0, 1)
+
+    def _references(self, batch: dict, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """First reference image / label repeated for each of the ``length`` frames: (B*L, C, H, W)."""
+        images = batch["reference_images"][:, 0].repeat_interleave(length, dim=0)
+        labels = batch["reference_labels"][:, 0].repeat_interleave(length, dim=0)
+        return images, labels
+
+    def _discriminate(
+        self, batch: dict, images: torch.Tensor, length: int
+    ) -> dict[str, list[list[torch.Tensor]]]:
+        """Outputs of every enabled discriminator on (B*L, 3, H, W) frames of the batch's sequences."""
+        labels = self._frames(batch, "labels", length)
+        reference_images, reference_labels = self._references(batch, length)
+        outputs = {"image": self.image_discriminator(labels, images, reference_labels, reference_images)}
+        if self.temporal_discriminator is not None and length >= self.temporal_discriminator.num_frames:
+            frames = self.temporal_discriminator.num_frames
+            sequence = images.unflatten(0, (-1, length))[:, :frames]
+            outputs["temporal"] = self.temporal_discriminator(batch["labels"][:, :frames], sequence)
+        if self.mouth_discriminator is not None:
+            outputs["mouth"] = self.mouth_discriminator(
+                labels, images, self._frames(batch, "landmarks", length)
+            )
+        return outputs
+
+    def generator_losses(self, batch: dict, outputs: list[GeneratorOutput]) -> dict[str, torch.Tensor]:
+        h = self.hparams
+        length = len(outputs)
+        fake = torch.stack([o.image for o in outputs], dim=1).flatten(0, 1)
+        real = self._frames(batch, "images", length)
+        fake_scores = self._discriminate(batch, fake, length)
+        with torch.no_grad():
+            real_scores = self._discriminate(batch, real, length)
+        losses = {}
+        for name, scores in fake_scores.items():
+            losses[f"gan_{name}"] = h.gan_weight * hinge_generator_loss(scores)
+            losses[f"feature_matching_{name}"] = h.feature_matching_weight * feature_matching_loss(
+                real_scores[name], scores
+            )
+        if self.perceptual is not None:
+            losses["perceptual"] = h.perceptual_weight * self.perceptual(fake, real)
+        if h.l1_weight > 0:
+            losses["l1"] = h.l1_weight * F.l1_loss(fake, real)
+        warp_terms, mask_terms = [], []
+        for t, output in enumerate(outputs):
+            target = batch["images"][:, t]
+            sources = [(output.reference_warped, output.reference_mask)]
+            if output.previous_warped is not None:
+                sources.append((output.previous_warped, output.previous_mask))
+            for warped, mask in sources:
+                error = (warped - target).abs()
+                warp_terms.append(error.mean())
+                reliable = (error.detach().mean(dim=1, keepdim=True) < h.mask_error_threshold).to(mask.dtype)
+                mask_terms.append(F.l1_loss(mask, reliable))
+        losses["warp"] = h.warp_weight * torch.stack(warp_terms).mean()
+        losses["mask"] = h.mask_weight * torch.stack(mask_terms).mean()
+        return losses
+
+    def discriminator_losses(self, batch: dict, fake: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
+        real_scores = self._discriminate(batch, self._frames(batch, "images", length), length)
+        fake_scores = self._discriminate(batch, fake.detach(), length)
+        return {
+            f"d_{name}": hinge_discriminator_loss(real_scores[name], fake_scores[name])
+            for name in real_scores
+        }
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        optimizer_g, optimizer_d = self.optimizers()
+        length = min(self.sequence_length(), batch["images"].shape[1])
+
+        self.toggle_optimizer(optimizer_g)
+        with self._autocast():
+            outputs = self.generate_sequence(self.generator, batch, length, self.hparams.detach_previous)
+            g_losses = self.generator_losses(batch, outputs)
+            g_total = torch.stack(list(g_losses.values())).sum()
+        optimizer_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_total)
+        optimizer_g.step()
+        self.untoggle_optimizer(optimizer_g)
+
+        self.toggle_optimizer(optimizer_d)
+        fake = torch.stack([o.image for o in outputs], dim=1).flatten(0, 1).detach()
+        with self._autocast():
+            d_losses = self.discriminator_losses(batch, fake, length)
+            d_total = torch.stack(list(d_losses.values())).sum()
+        optimizer_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_total)
+        optimizer_d.step()
+        self.untoggle_optimizer(optimizer_d)
+
+        self.update_ema()
+        logs = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
+        logs["train/g_total"] = g_total.detach()
+        logs["train/d_total"] = d_total.detach()
+        logs["train/l1_to_real"] = F.l1_loss(fake.float(), self._frames(batch, "images", length).float())
+        logs["train/sequence_length"] = float(length)
+        self.log_dict(logs, prog_bar=False, batch_size=batch["images"].shape[0])
+        self.log("train/g", g_total.detach(), prog_bar=True, batch_size=batch["images"].shape[0])
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.hparams.ema_decay
+        ema = list(self.generator_ema.parameters())
+        current = list(self.generator.parameters())
+        torch._foreach_lerp_(ema, current, 1 - decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    # ------------------------------------------------------------------ evaluation
+    def _fid_metric(self, stage: str):
+        if stage not in self._fid:
+            fid = None
+            if stage == "test" or self.hparams.fid_on_validation:
+                fid = build_fid(self.hparams.fid_extractor)
+            self._fid[stage] = fid
+        fid = self._fid[stage]
+        if fid is not None:
+            fid.to(self.device)
+        return fid
+
+    def _evaluate(self, batch: dict, batch_idx: int, stage: str) -> torch.Tensor:
+        length = batch["images"].shape[1]
+        with self._autocast():
+            outputs = self.generate_sequence(self.generator_ema, batch, length, detach_previous=True)
+        fake = to_unit(torch.stack([o.image for o in outputs], dim=1).flatten(0, 1))
+        real = to_unit(self._frames(batch, "images", length))
+        reference = to_unit(batch["reference_images"][:, 0]).repeat_interleave(length, dim=0)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        copy_psnr = self.val_copy_psnr if stage == "val" else self.test_copy_psnr
+        metrics.update(fake, real)
+        copy_psnr.update(reference, real)
+        fid = self._fid_metric(stage)
+        if fid is not None:
+            fid.update(real, real=True)
+            fid.update(fake, real=False)
+        if batch_idx == 0:
+            self._save_grid(batch, fake.unflatten(0, (-1, length)), stage)
+        return fake.unflatten(0, (-1, length))
+
+    def _log_epoch(self, stage: str) -> None:
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        copy_psnr = self.val_copy_psnr if stage == "val" else self.test_copy_psnr
+        values = {name: value.float() for name, value in metrics.compute().items()}
+        values[f"{stage}/psnr_copy_reference"] = copy_psnr.compute().float()
+        metrics.reset()
+        copy_psnr.reset()
+        fid = self._fid.get(stage)
+        if fid is not None:
+            if int(fid.fake_features_num_samples) >= 2:
+                values[f"{stage}/fid"] = fid.compute().float().to(self.device)
+            else:
+                warnings.warn(f"{stage} FID needs at least 2 frames; skipped", stacklevel=2)
+            fid.reset()
+        self.log_dict(values, prog_bar=True)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        fake = self._evaluate(batch, batch_idx, "test")
+        self._collect_sample_frames(batch, fake)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+        if self.trainer.is_global_zero and self._sample_frames:
+            frames = [frame for _, frame in sorted(self._sample_frames, key=lambda item: item[0])]
+            write_video(self._output_folder() / "samples" / "test_sample.mp4", frames)
+        self._sample_frames, self._sample_clip = [], None
+
+    # ------------------------------------------------------------------ images and video
+    def _output_folder(self) -> Path:
+        return Path(self.trainer.default_root_dir)
+
+    def _collect_sample_frames(self, batch: dict, fake: torch.Tensor) -> None:
+        """Keep reference | generated | real frames of the first test clip this process sees."""
+        for index, clip_id in enumerate(batch["clip_id"]):
+            if self._sample_clip is None:
+                self._sample_clip = clip_id
+            if clip_id != self._sample_clip:
+                continue
+            reference = to_unit(batch["reference_images"][index, 0])
+            for t in range(fake.shape[1]):
+                row = torch.cat([reference, fake[index, t], to_unit(batch["images"][index, t])], dim=-1)
+                frame = (row.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                self._sample_frames.append((int(batch["frame_indices"][index, t]), frame))
+
+    def _save_grid(self, batch: dict, fake: torch.Tensor, stage: str) -> None:
+        """Rows of reference | label | generated | real (last frame of each sequence) -> PNG + W&B."""
+        if not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        count = min(self.hparams.num_grid_samples, fake.shape[0])
+        tiles = []
+        for index in range(count):
+            tiles += [
+                to_unit(batch["reference_images"][index, 0]),
+                batch["labels"][index, -1].float().expand(3, -1, -1),
+                fake[index, -1],
+                to_unit(batch["images"][index, -1]),
+            ]
+        grid = make_grid(torch.stack(tiles).cpu(), nrow=4, padding=2, pad_value=1.0)
+        picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        if ok:
+            name = f"{stage}_epoch{self.current_epoch:03d}.png"
+            atomic_write_bytes(self._output_folder() / "grids" / name, encoded.tobytes())
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(
+                    key=f"{stage}/grid", images=[picture], caption=["reference | label | generated | real"]
+                )

@@ -337,26 +337,32 @@ def paint_mouth(frame: np.ndarray, targets: np.ndarray, rest_gap: float, unit: f
     strength = float(np.clip((gap - rest_gap) / (0.05 * unit), 0.0, 1.0))
     if strength <= 0.0:
         return frame
-    scale = 1 << _SUBPIXEL_BITS
-    cavity = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillPoly(
-        cavity,
-        [np.round(targets[list(INNER_LIP)] * scale).astype(np.int32)],
-        255,
-        cv2.LINE_AA,
-        _SUBPIXEL_BITS,
-    )
     upper = targets[[60, 61, 62, 63, 64]]
     teeth_depth = min(TEETH_DEPTH * rest_gap, 0.2 * gap)
     teeth_polygon = np.concatenate([upper, upper[::-1] + np.array([0.0, teeth_depth])])
-    teeth = np.zeros_like(cavity)
-    cv2.fillPoly(teeth, [np.round(teeth_polygon * scale).astype(np.int32)], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
-    cavity_alpha = strength * cavity.astype(np.float32)[..., None] / 255.0
-    teeth_alpha = (teeth.astype(np.float32)[..., None] / 255.0) * cavity_alpha
-    out = frame.astype(np.float32)
-    out = out * (1 - cavity_alpha) + np.asarray(MOUTH_CAVITY_RGB, np.float32) * cavity_alpha
-    out = out * (1 - teeth_alpha) + np.asarray(TEETH_RGB, np.float32) * teeth_alpha
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    # paint inside the mouth's bounding box only
+    height, width = frame.shape[:2]
+    low = np.maximum(np.floor(targets[list(INNER_LIP)].min(axis=0)).astype(int) - 2, 0)
+    high = np.minimum(np.ceil(targets[list(INNER_LIP)].max(axis=0)).astype(int) + 3, [width, height])
+    if np.any(high <= low):
+        return frame
+    box_shape = (high[1] - low[1], high[0] - low[0])
+    scale = 1 << _SUBPIXEL_BITS
+
+    def coverage(polygon: np.ndarray) -> np.ndarray:
+        mask = np.zeros(box_shape, np.uint8)
+        fixed = np.round((polygon - low) * scale).astype(np.int32)
+        cv2.fillPoly(mask, [fixed], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+        return mask.astype(np.float32)[..., None] / 255.0
+
+    cavity_alpha = strength * coverage(targets[list(INNER_LIP)])
+    teeth_alpha = coverage(teeth_polygon) * cavity_alpha
+    out = frame.copy()
+    box = out[low[1] : high[1], low[0] : high[0]].astype(np.float32)
+    box = box * (1 - cavity_alpha) + np.asarray(MOUTH_CAVITY_RGB, np.float32) * cavity_alpha
+    box = box * (1 - teeth_alpha) + np.asarray(TEETH_RGB, np.float32) * teeth_alpha
+    out[low[1] : high[1], low[0] : high[0]] = np.clip(np.round(box), 0, 255).astype(np.uint8)
+    return out
 
 
 def head_motion(rng: np.random.Generator, num_frames: int, centre: np.ndarray, fps: float) -> np.ndarray:

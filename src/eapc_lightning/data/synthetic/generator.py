@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +246,12 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def _pool_context():
+    """``fork`` where the platform has it: workers need only numpy/OpenCV/PyAV state, and unlike
+    ``spawn`` it does not re-import the caller's ``__main__`` (console scripts without a main guard)."""
+    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+
+
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporary files of an interrupted run (hidden ``.*.tmp`` beside their destination)."""
     for temporary in out.glob("*/**/.*.tmp"):
@@ -291,7 +297,7 @@ def generate_dataset(
                 progress(results[index])
     else:
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker
+            max_workers=workers, mp_context=_pool_context(), initializer=_init_worker
         ) as pool:
             futures = {
                 pool.submit(_generate_one, spec, settings, seed, str(out), overwrite): index

@@ -23,8 +23,7 @@ class PiecewiseAffineWarp:
     def __init__(self, triangles: np.ndarray, size: tuple[int, int]):
         self.triangles = np.asarray(triangles, dtype=np.int64)
         self.height, self.width = size
-        ys, xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float32)
-        self._pixels = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # (H, W, 3)
+        self._ys, self._xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float32)
 
     def _triangle_affines(self, source_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
         """(K, 3, 2) matrices M with [x, y, 1] @ M = source position, per target triangle."""
@@ -50,9 +49,14 @@ class PiecewiseAffineWarp:
     def maps(self, source_points: np.ndarray, target_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``cv2.remap`` maps (x, y), each (H, W) float32."""
         affines = self._triangle_affines(source_points, target_points)
-        per_pixel = affines[self.label_image(target_points)]  # (H, W, 3, 2)
-        mapped = np.einsum("hwk,hwkc->hwc", self._pixels, per_pixel)
-        return np.ascontiguousarray(mapped[..., 0]), np.ascontiguousarray(mapped[..., 1])
+        labels = self.label_image(target_points)
+        map_x = np.take(affines[:, 0, 0], labels) * self._xs
+        map_x += np.take(affines[:, 1, 0], labels) * self._ys
+        map_x += np.take(affines[:, 2, 0], labels)
+        map_y = np.take(affines[:, 0, 1], labels) * self._xs
+        map_y += np.take(affines[:, 1, 1], labels) * self._ys
+        map_y += np.take(affines[:, 2, 1], labels)
+        return map_x, map_y
 
     def __call__(self, image: np.ndarray, source_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
         map_x, map_y = self.maps(source_points, target_points)

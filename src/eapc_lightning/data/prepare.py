@@ -176,6 +176,7 @@ def new_record(item: SourceItem, status: str, reason: str | None = None) -> dict
         "speaker": item.speaker,
         "emotion": item.emotion,
         "level": item.level,
+        "seconds": 0.0,
     }
     record.update(source_stats(item))
     return record
@@ -186,6 +187,7 @@ def prepare_item(
 ) -> dict:
     """Prepare one item; returns its summary record (status ok or failed). Never raises for bad input."""
     record = new_record(item, "failed")
+    started = time.perf_counter()
     try:
         if item.error is not None:
             raise InputError(item.video, item.error)
@@ -198,6 +200,7 @@ def prepare_item(
     except Exception as error:  # an unexpected failure of one item must not stop the batch
         log.exception("unexpected error preparing %s", item.video)
         record["reason"] = f"{item.video}: unexpected {type(error).__name__}: {error}"
+    record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 
 
@@ -414,7 +417,10 @@ def _run_pool(items: list[SourceItem], workers: int, initargs: tuple, on_result)
     """Prepare ``items`` in a process pool; an item whose worker dies twice is recorded as failed."""
     queue = list(items)
     attempts: dict[str, int] = {}
-    context = multiprocessing.get_context("spawn")
+    # workers fork from a fresh server process (never from this one, whose threads fork would copy)
+    # that has imported the libraries and compiled librosa's JIT code once: see prepare_warmup
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["eapc_lightning.data.prepare_warmup"])
     while queue:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs

@@ -34,8 +34,11 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 class FlowNetwork(nn.Module):
     """Encoder (stride-2 ConvBlocks) -> residual blocks -> decoder; heads for flow (2 ch) and mask (1 ch).
 
-    The flow head starts at zero (identity warp) and the mask head at 0.5, so training starts from a plain
-    blend of the generated and the unwarped source frame.
+    The network works at half the input resolution and below (its first block has stride 2); flow and
+    mask are predicted at half resolution and upsampled bilinearly (flow values doubled), which keeps
+    the cost of the full-resolution layers out of the flow estimate. The flow head starts at zero
+    (identity warp) and the mask head at 0.5, so training starts from a plain blend of the generated and
+    the unwarped source frame.
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class FlowNetwork(nn.Module):
     ):
         super().__init__()
         widths = [min(max_channels, base_channels * 2**i) for i in range(num_downsamples + 1)]
-        self.first = ConvBlock(in_channels, widths[0], kernel_size=7)
+        self.first = ConvBlock(in_channels, widths[0], stride=2)
         self.down = nn.Sequential(
             *(ConvBlock(widths[i], widths[i + 1], stride=2) for i in range(num_downsamples))
         )
@@ -70,4 +73,7 @@ class FlowNetwork(nn.Module):
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs (B, in_channels, H, W) -> flow (B, 2, H, W) in pixels, mask (B, 1, H, W) in [0, 1]."""
         features = self.up(self.middle(self.down(self.first(inputs))))
-        return self.flow_head(features), torch.sigmoid(self.mask_head(features))
+        size = inputs.shape[-2:]
+        flow = 2 * F.interpolate(self.flow_head(features), size=size, mode="bilinear", align_corners=False)
+        mask = F.interpolate(self.mask_head(features), size=size, mode="bilinear", align_corners=False)
+        return flow, torch.sigmoid(mask)

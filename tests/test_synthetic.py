@@ -258,3 +258,31 @@ def test_cli_writes_a_subset_and_summarises(tmp_path, capsys):
     assert (tmp_path / "M101/video/front/neutral/level_1/001.mp4").is_file()
     assert (tmp_path / "M101/audio/happy/level_2/001.m4a").is_file()
     assert eapc_main(["synth", "--out", str(tmp_path), "--preset", "tiny", "--emotions", "bored"]) == 2
+
+
+def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def test_warp_mesh_never_folds_at_extreme_poses():
+    """The triangulation is fixed per speaker; no pose the generator can produce may flip a triangle."""
+    from eapc_lightning.constants import EMOTIONS
+    from eapc_lightning.data.synthetic.emotion import face_offsets
+    from eapc_lightning.data.synthetic.face import TRIANGULATION_OPENING, FaceRig, head_matrix
+    from eapc_lightning.data.synthetic.generator import speaker_profile
+
+    for index in range(4):
+        rig = FaceRig(speaker_profile(index, seed=0).identity)
+        no_head = head_matrix(0.0, (0.0, 0.0), 1.0, rig.centre)
+        half_open = rig.pose(np.zeros((68, 2)), TRIANGULATION_OPENING, 0.0, no_head)
+        reference = np.sign(_signed_areas(np.concatenate([half_open, rig.support]), rig.triangles))
+        head = head_matrix(3.0, (4.0, -4.0), 1.03, rig.centre)
+        support = rig.support @ head[:, :2].T + head[:, 2]
+        for emotion in EMOTIONS:
+            expression, jaw_bias = face_offsets(emotion, 3)
+            for opening in (0.0, 1.3 + jaw_bias):
+                for spread in (-1.0, 1.0):
+                    targets = rig.pose(expression, opening, spread, head)
+                    areas = _signed_areas(np.concatenate([targets, support]), rig.triangles)
+                    assert np.all(np.sign(areas) == reference), (index, emotion, opening, spread)

@@ -65,6 +65,7 @@ LOWER_INNER_LIP = (67, 66, 65)  # paired with UPPER_INNER_LIP
 MOUTH_CAVITY_RGB = (52, 20, 26)
 TEETH_RGB = (222, 214, 204)
 _SUBPIXEL_BITS = 4
+TRIANGULATION_OPENING = 0.6  # jaw opening of the shape the warp mesh is triangulated on
 TEETH_DEPTH = 0.25  # upper-teeth band height, relative to the rest gap between the inner lips
 
 
@@ -218,6 +219,8 @@ EXPRESSION_UNITS = {
 }
 
 # Articulation units (intensity 1): lowering the jaw with the lower lip, and widening the mouth.
+# JAW_OPEN was calibrated on the photograph against MediaPipe's response to an opening mouth (its lip
+# corners drop and its upper lip barely moves), so that re-detection agrees with the targets.
 JAW_OPEN = _symmetric(
     {
         **{66: (0, 0.29), 67: (0, 0.29), 57: (0, 0.31), 58: (-0.02, 0.30), 59: (-0.015, 0.27)},
@@ -300,7 +303,9 @@ class FaceRig:
         self.rest_gap = inner_lip_gap(self.neutral)
         self.support = _support_points(self.base, self.frame, size)
         self.source = np.concatenate([self.base, self.support])
-        self.triangles = Delaunay(np.concatenate([self.neutral, self.support])).simplices
+        # triangulate a half-open mouth so that neither closing nor opening folds a triangle
+        half_open = self.neutral + self.frame.to_image(TRIANGULATION_OPENING * JAW_OPEN)
+        self.triangles = Delaunay(np.concatenate([half_open, self.support])).simplices
         self.warp = PiecewiseAffineWarp(self.triangles, (size, size))
         self.centre = self.neutral.mean(axis=0)
 

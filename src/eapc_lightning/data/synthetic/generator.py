@@ -118,7 +118,10 @@ def speaker_profile(index: int, seed: int) -> Speaker:
         formant_scale=float(rng.uniform(0.97, 1.04) if male else rng.uniform(1.12, 1.2)),
         syllable_rate=float(rng.uniform(3.6, 4.6)),
     )
-    u = lambda low, high: float(rng.uniform(low, high))  # noqa: E731
+
+    def u(low: float, high: float) -> float:
+        return float(rng.uniform(low, high))
+
     identity = Identity(
         flip=bool((index // 2) % 2),
         scale=u(0.9, 1.04),

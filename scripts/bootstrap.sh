@@ -42,7 +42,7 @@ if [ ! -f "$shared/.complete" ]; then
   sed -i "s|$shared.partial|$shared|g" "$shared/bin/activate" "$shared/pyvenv.cfg"
   touch "$shared/.complete"
 fi
-stamp=".venv/.eapc-$lock_hash-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.eapc-$lock_hash-$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[bootstrap] linking .venv to $shared"
   rm -rf .venv
@@ -53,7 +53,8 @@ if [ ! -f "$stamp" ]; then
   # this checkout's sources, importable and runnable as `eapc` (the same entry point the
   # package declares in pyproject.toml for a regular `pip install .`)
   echo "$PWD/src" > "$site_local/_eapc_lightning_src.pth"
-  printf '#!%s\nfrom eapc_lightning.cli import main\nraise SystemExit(main())\n' "$PWD/.venv/bin/python" > .venv/bin/eapc
+  printf '#!%s\nfrom eapc_lightning.cli import main\n\nif __name__ == "__main__":\n    raise SystemExit(main())\n' \
+    "$PWD/.venv/bin/python" > .venv/bin/eapc
   chmod +x .venv/bin/eapc
   touch "$stamp"
 fi

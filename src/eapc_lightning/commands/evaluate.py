@@ -1,0 +1,111 @@
+"""``eapc evaluate``: the whole pipeline on a test split -> the paper's Table 1 (docs/generate.md).
+
+    eapc evaluate --data data_modules/synthetic.yaml [--a2l CKPT] [--vid2vid CKPT | --landmarks-only]
+                  [--cache-dir DIR] [--out tables] [--quoted MEAD|CREMA-D|all]
+
+The test split is the one the data YAML's ``LandmarkDataModule`` makes (same seed and speaker fractions
+as training). Checkpoints default to the newest under ``runs/``.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+QUOTED_CHOICES = ("MEAD", "CREMA-D", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="dataset YAML (data_modules/*.yaml)")
+    parser.add_argument("--cache-dir", default=None, help="override the YAML's data.init_args.cache_dir")
+    parser.add_argument(
+        "--a2l", type=Path, default=None, help="audio-to-landmark checkpoint (default: newest)"
+    )
+    parser.add_argument(
+        "--vid2vid", type=Path, default=None, help="landmark-to-video checkpoint (default: newest)"
+    )
+    parser.add_argument("--landmarks-only", action="store_true", help="score the a2l stage alone (no frames)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("tables"), help="folder for table1.md/.csv, per_clip.csv"
+    )
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="where to look for checkpoints")
+    parser.add_argument(
+        "--label", default=None, help="dataset name in our rows (default: the YAML's file stem)"
+    )
+    parser.add_argument(
+        "--quoted", choices=QUOTED_CHOICES, default="all", help="which published rows to quote"
+    )
+    parser.add_argument("--fid-extractor", default="auto", choices=("auto", "official", "offline", "none"))
+    parser.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N test clips")
+    parser.add_argument("--device", default="cpu", help="torch device")
+
+
+def datamodule_from_yaml(path: Path, cache_dir: str | None):
+    """The LandmarkDataModule a dataset YAML describes (its ``data.init_args``), set up."""
+    from eapc_lightning.data.datamodule import LandmarkDataModule
+    from eapc_lightning.errors import InputError
+
+    if not path.is_file():
+        raise InputError(path, "dataset YAML not found")
+    config = yaml.safe_load(path.read_text()) or {}
+    data = config.get("data") or {}
+    if not str(data.get("class_path", "")).endswith("LandmarkDataModule"):
+        raise InputError(
+            path, "expected data.class_path to be eapc_lightning.data.datamodule.LandmarkDataModule"
+        )
+    init_args = dict(data.get("init_args") or {})
+    if cache_dir is not None:
+        init_args["cache_dir"] = cache_dir
+    datamodule = LandmarkDataModule(**init_args)
+    datamodule.setup("test")
+    return datamodule
+
+
+def run(args: argparse.Namespace) -> int:
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.evaluation.run import evaluate_split
+    from eapc_lightning.inference.checkpoints import MissingCheckpointError, load_module, resolve_checkpoint
+    from eapc_lightning.inference.pipeline import label_thickness_of
+
+    try:
+        datamodule = datamodule_from_yaml(args.data, args.cache_dir)
+        records = datamodule.test_clips()[: args.max_clips]
+        if not records:
+            raise InputError(args.data, "the test split is empty")
+        a2l_found = resolve_checkpoint("a2l", args.a2l, args.runs)
+        vid2vid_found = (
+            None if args.landmarks_only else resolve_checkpoint("vid2vid", args.vid2vid, args.runs)
+        )
+        a2l = load_module("a2l", a2l_found, args.device)
+        vid2vid = None if vid2vid_found is None else load_module("vid2vid", vid2vid_found, args.device)
+    except (InputError, MissingCheckpointError, ValueError) as error:
+        print(f"eapc evaluate: {error}", file=sys.stderr)
+        return 1
+    print(f"audio-to-landmark checkpoint: {a2l_found.path}")
+    if vid2vid_found is not None:
+        print(f"landmark-to-video checkpoint: {vid2vid_found.path}")
+    label = args.label or args.data.stem
+    source = f"measured: {a2l_found.path}" + (f" + {vid2vid_found.path}" if vid2vid_found else "")
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        task = bar.add_task(f"evaluating {len(records)} test clips", total=len(records))
+        result = evaluate_split(
+            records,
+            a2l,
+            vid2vid,
+            args.out,
+            label,
+            source,
+            label_thickness=1 if vid2vid_found is None else label_thickness_of(vid2vid_found),
+            fid_extractor=args.fid_extractor,
+            quoted_dataset=None if args.quoted == "all" else args.quoted,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    for clip_id, error in result.failures.items():
+        print(f"clip {clip_id} failed: {error}", file=sys.stderr)
+    print(f"wrote {result.table_markdown}, {result.table_csv}, {result.per_clip_csv}")
+    if result.figure is not None:
+        print(f"wrote {result.figure}")
+    return 0

@@ -1,0 +1,203 @@
+"""Speech + a face photo -> a talking-face mp4 with sound, in bounded memory (``eapc generate``).
+
+Stages, all streamed a chunk of ``chunk_frames`` video frames (default 250 = 10 s) at a time, so memory
+does not grow with the length of the speech:
+
+1. the photo: landmarks, canonical alignment and aligned crop (:mod:`.face_photo`);
+2. the speech: decoded once into a 16 kHz mono scratch file (:mod:`.audio_stream`);
+3. per-frame MFCC windows and LLFs per chunk, equal to the whole-file features (:mod:`.features`);
+4. landmarks per chunk with the a2l network's recurrent state carried over (:class:`.LandmarkStream`);
+5. frames per landmark from the vid2vid EMA generator (:class:`.FrameStream`), or drawn landmarks with
+   ``landmarks_only``;
+6. the shared writer (``eapc_lightning.render.video.write_video``) encodes H.264 + AAC as frames arrive,
+   with the original speech (resampled to 16 kHz mono) muxed in sync and cut to the video's length.
+
+The video has ``floor(duration * 25)`` frames: the last partial 40 ms of speech is dropped.
+"""
+
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eapc_lightning.constants import CANONICAL_FACE_SIZE, VIDEO_FPS
+from eapc_lightning.errors import InputError
+from eapc_lightning.inference.audio_stream import StreamedAudio
+from eapc_lightning.inference.checkpoints import FoundCheckpoint, load_module, resolve_checkpoint
+from eapc_lightning.inference.face_photo import FacePhoto, load_face_photo
+from eapc_lightning.inference.features import ChunkedFeatureExtractor
+from eapc_lightning.inference.streaming import FrameStream, LandmarkStream
+from eapc_lightning.render.landmarks import landmark_panel
+from eapc_lightning.render.video import write_video
+
+SILENCE_PEAK = 1e-4  # peak amplitude (full scale 1.0) below which the speech counts as silent
+
+
+class SilentAudioWarning(UserWarning):
+    """The speech is silent: the face will hardly move."""
+
+
+@dataclass
+class GenerateOptions:
+    audio: Path
+    face: Path
+    out: Path
+    emotion: str | None = None
+    intensity: int | None = None
+    a2l: Path | None = None
+    vid2vid: Path | None = None
+    landmarks_only: bool = False
+    landmarks_npy: Path | None = None  # also save the (T, 68, 2) canonical landmarks here
+    runs_dir: Path = Path("runs")
+    chunk_frames: int = 250
+    size: int = CANONICAL_FACE_SIZE  # side of the output video
+    device: str = "cpu"
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    num_frames: int
+    audio_seconds: float
+    a2l: FoundCheckpoint
+    vid2vid: FoundCheckpoint | None
+    face_count: int
+    notes: list[str] = field(default_factory=list)
+
+
+def label_thickness_of(found: FoundCheckpoint) -> int:
+    """The label-map line width the vid2vid run was trained with (its config.yaml), else 1."""
+    data = found.config.get("data") or {}
+    init_args = data.get("init_args") or {} if isinstance(data, dict) else {}
+    return int(init_args.get("label_thickness", 1) or 1)
+
+
+def _landmark_frames(landmarks: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for points in landmarks:
+        yield landmark_panel(points, size, thickness=max(1, size // 128))
+
+
+def _resized(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    for frame in frames:
+        if frame.shape[0] != size:
+            interpolation = cv2.INTER_CUBIC if frame.shape[0] < size else cv2.INTER_AREA
+            frame = cv2.resize(frame, (size, size), interpolation=interpolation)
+        yield frame
+
+
+class _LandmarkFile:
+    """(T, 68, 2) float32 .npy written row range by row range, renamed into place when complete."""
+
+    def __init__(self, path: Path, num_frames: int):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+        os.close(handle)
+        self.temp = Path(name)
+        self.array = np.lib.format.open_memmap(
+            self.temp, mode="w+", dtype=np.float32, shape=(num_frames, 68, 2)
+        )
+
+    def write(self, start: int, landmarks: np.ndarray) -> None:
+        self.array[start : start + len(landmarks)] = landmarks
+        self.array.flush()
+
+    def commit(self) -> None:
+        del self.array
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        self.temp.unlink(missing_ok=True)
+
+
+def generate(
+    options: GenerateOptions, progress: Callable[[str, int, int], None] | None = None
+) -> GenerateResult:
+    """Run the pipeline; ``progress(stage, done, total)`` reports ``"audio"`` chunks and ``"frames"``. Returns what was made and from what.
+
+    Raises InputError (bad photo or audio, naming the file), MissingCheckpointError (no trained model).
+    """
+    if options.size < 16 or options.size % 2:
+        raise ValueError(f"--size must be an even number >= 16, got {options.size}")
+    notes: list[str] = []
+    a2l_found = resolve_checkpoint("a2l", options.a2l, options.runs_dir)
+    vid2vid_found = (
+        None if options.landmarks_only else resolve_checkpoint("vid2vid", options.vid2vid, options.runs_dir)
+    )
+    photo: FacePhoto = load_face_photo(options.face)
+    with StreamedAudio(options.audio) as audio:
+        num_frames = audio.num_samples // (audio.sample_rate // VIDEO_FPS)
+        if num_frames == 0:
+            raise InputError(
+                options.audio,
+                f"audio lasts {audio.duration * 1000:.0f} ms, shorter than one video frame (40 ms)",
+            )
+        if audio.peak < SILENCE_PEAK:
+            message = (
+                f"{options.audio}: the audio is silent (peak {audio.peak:.1e}); the face will hardly move"
+            )
+            warnings.warn(message, SilentAudioWarning, stacklevel=2)
+            notes.append(message)
+        a2l_module = load_module("a2l", a2l_found, options.device)
+        landmark_stream = LandmarkStream(
+            a2l_module, photo.reference_landmarks, options.emotion, options.intensity
+        )
+        frame_stream = None
+        if vid2vid_found is not None:
+            vid2vid_module = load_module("vid2vid", vid2vid_found, options.device)
+            frame_stream = FrameStream(
+                vid2vid_module,
+                photo.aligned_face(CANONICAL_FACE_SIZE),
+                photo.reference_landmarks,
+                label_thickness_of(vid2vid_found),
+            )
+        extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames)
+        extractor.global_stats(
+            None if progress is None else lambda done, total: progress("audio", done, total)
+        )
+        landmark_file = (
+            None if options.landmarks_npy is None else _LandmarkFile(Path(options.landmarks_npy), num_frames)
+        )
+
+        def frames() -> Iterator[np.ndarray]:
+            done = 0
+            for chunk in extractor.chunks():
+                landmarks = landmark_stream(chunk.mfcc, chunk.llf)
+                if landmark_file is not None:
+                    landmark_file.write(chunk.start, landmarks)
+                pictures = (
+                    _landmark_frames(landmarks, options.size)
+                    if frame_stream is None
+                    else _resized(frame_stream(landmarks), options.size)
+                )
+                for picture in pictures:
+                    yield picture
+                    done += 1
+                    if progress is not None:
+                        progress("frames", done, num_frames)
+
+        try:
+            written = write_video(
+                options.out, frames(), fps=VIDEO_FPS, audio=audio.as_array(), sample_rate=audio.sample_rate
+            )
+        except BaseException:
+            if landmark_file is not None:
+                landmark_file.discard()
+            raise
+        if landmark_file is not None:
+            landmark_file.commit()
+        seconds = audio.duration
+    return GenerateResult(
+        out=Path(options.out),
+        num_frames=written,
+        audio_seconds=seconds,
+        a2l=a2l_found,
+        vid2vid=vid2vid_found,
+        face_count=photo.face_count,
+        notes=notes,
+    )

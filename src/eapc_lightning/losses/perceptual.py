@@ -46,8 +46,8 @@ class VGG19PerceptualLoss(nn.Module):
 
     def __init__(self, weights_path: str | Path | None = None):
         super().__init__()
-        network = vgg19(weights=None)
         state = torch.load(resolve_vgg19_weights(weights_path), map_location="cpu", weights_only=True)
+        network = vgg19(weights=None)
         network.load_state_dict(state)
         self.features = network.features[: VGG19_LAYERS[-1] + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

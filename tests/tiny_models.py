@@ -85,13 +85,16 @@ class _Windows(Dataset):
 
 
 def _noisy(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The clip at a random gain over a random noise floor (15-40 dB below the speech), so that the
-    model does not rely on the synthetic set's digital silence and fixed loudness."""
-    speech_rms = float(np.sqrt(np.mean(samples**2))) + 1e-8
-    noise = (
-        rng.standard_normal(len(samples)).astype(np.float32) * speech_rms * 10 ** (-rng.uniform(15, 40) / 20)
-    )
-    return (samples + noise) * np.float32(10 ** rng.uniform(-0.5, 0.5))
+    """The clip with a random spectral tilt (first-order pre-/de-emphasis), gain and noise floor 15-40 dB
+    below the speech, so the model does not rely on the synthetic set's digital silence, fixed loudness
+    and fixed spectral slope."""
+    tilt = rng.uniform(-0.6, 0.9)
+    tilted = samples.copy()
+    tilted[1:] -= np.float32(tilt) * samples[:-1]
+    speech_rms = float(np.sqrt(np.mean(tilted**2))) + 1e-8
+    noise = rng.standard_normal(len(samples)).astype(np.float32)
+    noise *= speech_rms * 10 ** (-rng.uniform(15, 40) / 20)
+    return (tilted + noise) * np.float32(10 ** rng.uniform(-0.5, 0.5))
 
 
 def _clip_windows(

@@ -105,6 +105,6 @@ def load_module(kind: str, found: FoundCheckpoint, device: str = "cpu"):
         pickle.UnpicklingError,
     ) as error:
         raise InputError(
-            found.path, f"not a {KIND_NAMES[kind]} checkpoint ({type(error).__name__}: {error})"
+            found.path, f"not a checkpoint of the {KIND_NAMES[kind]} model ({type(error).__name__}: {error})"
         ) from error
     return module.eval()

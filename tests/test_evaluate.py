@@ -1,0 +1,129 @@
+"""``eapc evaluate``: Table 1 with quoted paper rows, per-clip CSV, Fig. 4 grid, failure isolation, metrics."""
+
+import csv
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from eapc_lightning.cli import main as eapc
+from eapc_lightning.evaluation.clip_eval import LandmarkSums
+from eapc_lightning.evaluation.run import evaluate_split
+from eapc_lightning.evaluation.table1 import PAPER_TABLE1, quoted_rows
+from eapc_lightning.inference.checkpoints import load_module, resolve_checkpoint
+from eapc_lightning.metrics.landmark import LandmarkDistance, LandmarkVelocityDistance
+from tiny_models import tiny_models_once
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return tiny_models_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data_yaml(models, tmp_path_factory):
+    """The synthetic data YAML pointed at the tiny cache, with one of its two speakers held out for test."""
+    path = tmp_path_factory.mktemp("data") / "synthetic_tiny.yaml"
+    config = {
+        "data": {
+            "class_path": "eapc_lightning.data.datamodule.LandmarkDataModule",
+            "init_args": {
+                "cache_dir": str(models.cache),
+                "val_fraction": 0.0,
+                "test_fraction": 0.5,
+                "seed": 0,
+            },
+        }
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_evaluate_writes_table1_per_clip_csv_and_figure(models, data_yaml, tmp_path, capsys):
+    out = tmp_path / "tables"
+    args = ["evaluate", "--data", str(data_yaml), "--a2l", str(models.a2l), "--vid2vid", str(models.vid2vid)]
+    assert eapc([*args, "--out", str(out), "--label", "synthetic"]) == 0
+    assert str(models.vid2vid) in capsys.readouterr().out
+
+    rows = read_csv(out / "table1.csv")
+    ours = [row for row in rows if row["quoted"] == "0"]
+    quoted = [row for row in rows if row["quoted"] == "1"]
+    assert [row["method"] for row in ours] == [
+        "EAPC (ours, predicted landmarks)",
+        "EAPC (ours, full pipeline)",
+    ]
+    assert len(quoted) == 8 and all(row["source"] == "quoted: EAPC paper, Table 1" for row in quoted)
+    # two published values, read off the paper's Table 1
+    eapc_mead = next(r for r in quoted if r["dataset"] == "MEAD" and r["method"] == "EAPC")
+    assert float(eapc_mead["M-LD"]) == 2.01 and float(eapc_mead["PSNR"]) == 32.03
+    eapc_crema = next(r for r in quoted if r["dataset"] == "CREMA-D" and r["method"] == "EAPC")
+    assert float(eapc_crema["FID"]) == 17.31 and float(eapc_crema["SSIM"]) == 0.855
+    full = ours[1]
+    assert 0 < float(full["PSNR"]) < 60 and 0 <= float(full["SSIM"]) <= 1 and float(full["FID"]) >= 0
+    assert float(ours[0]["M-LD"]) > 0
+
+    markdown = (out / "table1.md").read_text()
+    assert markdown.count("*(quoted)*") == 8 and "**EAPC (ours, full pipeline)**" in markdown
+
+    clips = read_csv(out / "per_clip.csv")
+    assert len(clips) >= 1 and all(row["status"] == "ok" for row in clips)
+    assert all(int(row["frames_with_face"]) <= int(row["frames"]) for row in clips)
+    figure = cv2.imread(str(out / "fig4_generated_vs_truth.png"))
+    assert figure is not None and figure.shape[1] == 6 * 128  # six time steps per row
+    assert figure.shape[0] >= 2 * 128  # generated above ground truth
+
+
+def test_a_failing_clip_is_recorded_and_the_rest_are_scored(models, data_yaml, tmp_path):
+    from eapc_lightning.commands.evaluate import datamodule_from_yaml
+
+    records = datamodule_from_yaml(data_yaml, None).test_clips()
+    broken = dataclasses.replace(records[0], clip_id="broken_clip", path=tmp_path / "missing.npz")
+    a2l = load_module("a2l", resolve_checkpoint("a2l", models.a2l))
+    result = evaluate_split([broken, *records], a2l, None, tmp_path / "out", "synthetic", "test")
+    rows = read_csv(result.per_clip_csv)
+    assert rows[-1]["clip_id"] == "broken_clip" and rows[-1]["status"] == "failed"
+    assert "missing.npz" in rows[-1]["error"]
+    assert [row["status"] for row in rows[:-1]] == ["ok"] * len(records)
+    assert result.ours[0].values["M-LD"] is not None and "1 clips failed" in result.ours[0].notes
+    assert result.figure is None  # no frames without a vid2vid model
+
+
+def test_landmark_sums_match_the_torchmetrics_and_skip_missing_frames():
+    generator = torch.Generator().manual_seed(0)
+    prediction = 128 + 20 * torch.randn(12, 68, 2, generator=generator)
+    target = 128 + 20 * torch.randn(12, 68, 2, generator=generator)
+    sums = LandmarkSums()
+    sums.add(prediction.numpy(), target.numpy(), np.ones(12, bool))
+    for name, metric in (("M-LD", LandmarkDistance("mouth")), ("F-LVD", LandmarkVelocityDistance("face"))):
+        metric.update(prediction, target)
+        assert sums.values()[name] == pytest.approx(float(metric.compute()), rel=1e-6)
+    # frames 3 and 4 missing: LD over the other 10 frames, LVD over the 8 pairs of found neighbours
+    found = np.ones(12, bool)
+    found[[3, 4]] = False
+    partial = LandmarkSums()
+    partial.add(prediction.numpy(), target.numpy(), found)
+    keep = [0, 1, 2, *range(5, 12)]
+    distance = LandmarkDistance("face")
+    distance.update(prediction[keep], target[keep])
+    assert partial.values()["F-LD"] == pytest.approx(float(distance.compute()), rel=1e-6)
+    velocity = LandmarkVelocityDistance("face")
+    velocity.update(prediction[:3], target[:3])
+    velocity.update(prediction[5:], target[5:])
+    assert partial.values()["F-LVD"] == pytest.approx(float(velocity.compute()), rel=1e-6)
+    assert partial.counts["F-LVD"] == 8 * 68
+
+
+def test_quoted_rows_are_the_papers_and_marked():
+    rows = quoted_rows()
+    assert {row.dataset for row in rows} == set(PAPER_TABLE1) == {"MEAD", "CREMA-D"}
+    assert all(row.quoted for row in rows)
+    sinha_mead = next(r for r in rows if r.dataset == "MEAD" and r.method.startswith("(Sinha"))
+    assert sinha_mead.values["M-LVD"] == 0.77 and sinha_mead.values["FID"] == 35.41

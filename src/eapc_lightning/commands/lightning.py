@@ -1,15 +1,164 @@
 """``eapc fit|validate|test|predict``: LightningCLI over any LightningModule / LightningDataModule.
 
 Experiments choose their classes by ``class_path`` in YAML (``experiments/*.yaml`` for the model and
-trainer, ``data_modules/*.yaml`` for the data), so one entry point serves both stages.
+trainer, ``data_modules/*.yaml`` for the data), so one entry point serves both stages::
+
+    eapc fit  --config experiments/a2l.yaml --config data_modules/synthetic.yaml --seed_everything 1
+    eapc test --config experiments/a2l.yaml --config data_modules/synthetic.yaml \\
+              --ckpt_path runs/a2l/20261126-101500-seed1/checkpoints/best.ckpt
+
+Run folders. Every command writes into its own folder ``<run.root>/<run.name>/<timestamp>[-seed<k>]``
+(``run.dir`` sets it outright). ``fit`` writes there; ``validate``/``test``/``predict`` write into a
+``<subcommand>/`` subfolder, of the run the checkpoint came from when ``--ckpt_path`` points into a run
+folder's ``checkpoints/``. The CLI fills in the output locations of the configured loggers and
+checkpoint callbacks (``save_dir``, ``dirpath``), so YAML never names a folder:
+
+    config.yaml        the resolved configuration (every default filled in)
+    versions.json      package versions; git.json: revision and dirty flag (RunMetadata callback)
+    checkpoints/       best.ckpt (by the monitored metric) and last.ckpt (fit)
+    csv/metrics.csv    CSVLogger output; wandb/: W&B files (offline unless an API key is configured)
+    metrics.json       final metric values (FinalMetrics callback)
+
+W&B: a WandbLogger runs offline when ``WANDB_MODE`` is unset and no API key is configured
+(``WANDB_API_KEY`` or ``wandb login``); upload later with ``wandb sync <run>/wandb/offline-run-*``.
 """
 
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+import netrc
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
+
+CONFIG_FILENAME = "config.yaml"
+CHECKPOINT_FOLDER = "checkpoints"
+CSV_FOLDER = "csv"
+
+
+def wandb_api_key_configured() -> bool:
+    """True when W&B could upload: ``WANDB_API_KEY`` is set or ``wandb login`` stored a key in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def run_folder_of_checkpoint(ckpt_path: str | None) -> Path | None:
+    """The run folder holding ``ckpt_path`` (``<run>/checkpoints/x.ckpt`` with ``<run>/config.yaml``)."""
+    if not ckpt_path or ckpt_path in ("best", "last", "hpc", "registry"):
+        return None
+    path = Path(ckpt_path).resolve()
+    if path.parent.name == CHECKPOINT_FOLDER and (path.parent.parent / CONFIG_FILENAME).is_file():
+        return path.parent.parent
+    return None
+
+
+def new_run_folder(root: str, name: str, seed: int | bool | None) -> Path:
+    """``root/name/<YYYYmmdd-HHMMSS>[-seed<k>]``, with a counter appended if that folder exists."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = f"-seed{seed}" if isinstance(seed, int) and not isinstance(seed, bool) else ""
+    folder = Path(root) / name / f"{stamp}{suffix}"
+    counter = 1
+    while folder.exists():
+        folder = Path(root) / name / f"{stamp}{suffix}-{counter}"
+        counter += 1
+    return folder
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the resolved config as ``config.yaml`` in the run's output folder (``trainer.default_root_dir``)."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = Path(trainer.default_root_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config,
+                str(folder / self.config_filename),
+                skip_none=False,
+                overwrite=True,
+                multifile=False,
+            )
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+def _entries(value) -> list:
+    if value is None or isinstance(value, bool):
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _class_name(entry) -> str:
+    class_path = entry.get("class_path", "") if hasattr(entry, "get") else ""
+    return str(class_path).rsplit(".", 1)[-1]
 
 
 class EAPCLightningCLI(LightningCLI):
-    """LightningCLI with the project's defaults (config saved beside every run, overwriting on resume)."""
+    """LightningCLI that gives every command its own run folder and points loggers/checkpoints into it."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run.root", type=str, default="runs", help="Folder holding all run folders.")
+        parser.add_argument(
+            "--run.name", type=str, default="default", help="Experiment name: runs go to <root>/<name>/."
+        )
+        parser.add_argument(
+            "--run.dir",
+            type=str | None,
+            default=None,
+            help="Use exactly this run folder (sweeps); otherwise <root>/<name>/<timestamp>[-seed<k>].",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        run_dir = self._resolve_run_folder(config)
+        output_dir = run_dir if self.subcommand in (None, "fit") else run_dir / self.subcommand
+        self.run_dir, self.output_dir = run_dir, output_dir
+        config.trainer.default_root_dir = str(output_dir)
+        self._point_loggers_into(config, run_dir, output_dir)
+        for callback in _entries(config.trainer.callbacks):
+            if _class_name(callback) == "ModelCheckpoint":
+                callback.init_args.dirpath = str(run_dir / CHECKPOINT_FOLDER)
+        rank_zero_info(f"Run folder: {output_dir}")
+
+    def _resolve_run_folder(self, config) -> Path:
+        if config.run.dir:
+            return Path(config.run.dir)
+        checkpoint_run = run_folder_of_checkpoint(config.get("ckpt_path"))
+        if checkpoint_run is not None and self.subcommand != "fit":
+            return checkpoint_run
+        return new_run_folder(config.run.root, config.run.name, config.seed_everything)
+
+    def _point_loggers_into(self, config, run_dir: Path, output_dir: Path) -> None:
+        offline = os.environ.get("WANDB_MODE") is None and not wandb_api_key_configured()
+        for logger in _entries(config.trainer.logger):
+            name = _class_name(logger)
+            if name == "CSVLogger":
+                logger.init_args.save_dir = str(output_dir)
+                logger.init_args.name = ""
+                logger.init_args.version = CSV_FOLDER
+            elif name == "WandbLogger":
+                args = logger.init_args
+                args.save_dir = str(output_dir)
+                if not args.get("name"):
+                    suffix = "" if output_dir == run_dir else f"-{self.subcommand}"
+                    args.name = f"{config.run.name}/{run_dir.name}{suffix}"
+                if not args.get("group"):
+                    args.group = config.run.name
+                if offline and not args.get("offline"):
+                    args.offline = True
+                    rank_zero_info(
+                        "W&B: no API key and WANDB_MODE unset, logging offline; upload later with "
+                        f"`wandb sync {output_dir}/wandb/offline-run-*`"
+                    )
 
 
 def run_lightning_cli(argv: list[str]) -> int:
@@ -18,7 +167,8 @@ def run_lightning_cli(argv: list[str]) -> int:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=argv,
+        save_config_callback=RunConfigSaver,
+        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILENAME},
+        args=None if argv == sys.argv[1:] else argv,
     )
     return 0

@@ -25,7 +25,7 @@ W&B: a WandbLogger runs offline when ``WANDB_MODE`` is unset and no API key is c
 
 import netrc
 import os
-import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -162,13 +162,17 @@ class EAPCLightningCLI(LightningCLI):
 
 
 def run_lightning_cli(argv: list[str]) -> int:
-    EAPCLightningCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_callback=RunConfigSaver,
-        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILENAME},
-        args=None if argv == sys.argv[1:] else argv,
-    )
+    """Run ``eapc <subcommand> ...`` with ``argv`` (the arguments after ``eapc``)."""
+    with warnings.catch_warnings():
+        # argv is given explicitly on purpose (the dispatcher strips nothing, tests call in-process)
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        EAPCLightningCLI(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILENAME},
+            args=argv,
+        )
     return 0

@@ -29,6 +29,15 @@ SMALL = {
 }
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: these tiny convolutions run faster so on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def inputs(batch: int, refs: int, size: int = SIZE):
     torch.manual_seed(0)
     label = (torch.rand(batch, 1, size, size) > 0.9).float()

@@ -8,6 +8,8 @@ available): the flow is learned only through the warp loss and the image losses,
 ``--no_flow_gt`` setting.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,8 +39,8 @@ class FlowNetwork(nn.Module):
     The network works at half the input resolution and below (its first block has stride 2); flow and
     mask are predicted at half resolution and upsampled bilinearly (flow values doubled), which keeps
     the cost of the full-resolution layers out of the flow estimate. The flow head starts at zero
-    (identity warp) and the mask head at 0.5, so training starts from a plain blend of the generated and
-    the unwarped source frame.
+    (identity warp) and the mask at ``initial_mask`` everywhere, so training starts from a fixed blend
+    of the generated and the unwarped source frame.
     """
 
     def __init__(
@@ -48,8 +50,11 @@ class FlowNetwork(nn.Module):
         num_downsamples: int = 3,
         num_residual_blocks: int = 2,
         max_channels: int = 128,
+        initial_mask: float = 0.5,
     ):
         super().__init__()
+        if not 0 < initial_mask < 1:
+            raise ValueError(f"initial_mask must be in (0, 1), got {initial_mask}")
         widths = [min(max_channels, base_channels * 2**i) for i in range(num_downsamples + 1)]
         self.first = ConvBlock(in_channels, widths[0], stride=2)
         self.down = nn.Sequential(
@@ -68,7 +73,8 @@ class FlowNetwork(nn.Module):
         self.mask_head = nn.Conv2d(widths[0], 1, 3, padding=1)
         nn.init.zeros_(self.flow_head.weight)
         nn.init.zeros_(self.flow_head.bias)
-        nn.init.zeros_(self.mask_head.bias)
+        nn.init.zeros_(self.mask_head.weight)
+        nn.init.constant_(self.mask_head.bias, math.log(initial_mask / (1 - initial_mask)))
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """inputs (B, in_channels, H, W) -> flow (B, 2, H, W) in pixels, mask (B, 1, H, W) in [0, 1]."""

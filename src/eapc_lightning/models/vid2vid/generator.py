@@ -8,7 +8,9 @@ Paper Eq. 10 of EAPC, ``X_vid = f_vid2vid(X_face, Output_lm)``, per frame t:
    theirs) and the decoder's starting activation.
 2. A label encoder turns the target label map into one feature map per scale; the SPADE residual decoder
    upsamples from the bottleneck, modulated by those features, to the raw frame ``raw`` (tanh).
-3. A flow network warps the reference picked by the attention (``flow_ref``, mask ``m_ref``), and, from
+3. A flow network warps the reference picked by the attention (``flow_ref``, mask ``m_ref``, which starts
+   at ``initial_reference_weight`` everywhere: 0.5 is a plain blend, values near 1 start training from
+   the copied reference and let the mask loss hand regions to the decoder), and, from
    the second frame of a sequence on, a second one warps the previous generated frame
    (``flow_prev``, ``m_prev``). The output blends them in::
 
@@ -65,6 +67,7 @@ class FewShotGenerator(nn.Module):
         flow_num_downsamples: int = 3,
         flow_residual_blocks: int = 2,
         warp_previous: bool = True,
+        initial_reference_weight: float = 0.5,
     ):
         super().__init__()
         if image_size % 2**num_downsamples:
@@ -115,7 +118,7 @@ class FewShotGenerator(nn.Module):
             "num_residual_blocks": flow_residual_blocks,
         }
         # inputs: target label (1) + source label (1) + source image (3)
-        self.reference_flow = FlowNetwork(5, **flow)
+        self.reference_flow = FlowNetwork(5, **flow, initial_mask=initial_reference_weight)
         self.previous_flow = FlowNetwork(5, **flow) if warp_previous else None
 
     def forward(

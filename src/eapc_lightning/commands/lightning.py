@@ -8,7 +8,8 @@ trainer, ``data_modules/*.yaml`` for the data), so one entry point serves both s
               --ckpt_path runs/a2l/20261126-101500-seed1/checkpoints/best.ckpt
 
 Run folders. Every command writes into its own folder ``<run.root>/<run.name>/<timestamp>[-seed<k>]``
-(``run.dir`` sets it outright). ``fit`` writes there; ``validate``/``test``/``predict`` write into a
+(``run.dir`` sets it outright; DDP workers launched by rank 0 on one node inherit rank 0's folder,
+multi-node launches should pass ``--run.dir``). ``fit`` writes there; ``validate``/``test``/``predict`` write into a
 ``<subcommand>/`` subfolder, of the run the checkpoint came from when ``--ckpt_path`` points into a run
 folder's ``checkpoints/``. The CLI fills in the output locations of the configured loggers and
 checkpoint callbacks (``save_dir``, ``dirpath``), so YAML never names a folder:
@@ -36,6 +37,7 @@ from lightning.pytorch.utilities import rank_zero_info
 CONFIG_FILENAME = "config.yaml"
 CHECKPOINT_FOLDER = "checkpoints"
 CSV_FOLDER = "csv"
+RUN_DIR_ENV = "EAPC_RUN_DIR"
 
 
 def wandb_api_key_configured() -> bool:
@@ -132,10 +134,15 @@ class EAPCLightningCLI(LightningCLI):
     def _resolve_run_folder(self, config) -> Path:
         if config.run.dir:
             return Path(config.run.dir)
+        if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(RUN_DIR_ENV):
+            return Path(os.environ[RUN_DIR_ENV])  # a DDP worker started by rank 0: same folder
         checkpoint_run = run_folder_of_checkpoint(config.get("ckpt_path"))
         if checkpoint_run is not None and self.subcommand != "fit":
-            return checkpoint_run
-        return new_run_folder(config.run.root, config.run.name, config.seed_everything)
+            folder = checkpoint_run
+        else:
+            folder = new_run_folder(config.run.root, config.run.name, config.seed_everything)
+        os.environ[RUN_DIR_ENV] = str(folder)  # inherited by the DDP worker processes rank 0 launches
+        return folder
 
     def _point_loggers_into(self, config, run_dir: Path, output_dir: Path) -> None:
         offline = os.environ.get("WANDB_MODE") is None and not wandb_api_key_configured()

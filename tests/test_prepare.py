@@ -141,9 +141,19 @@ def test_shards_split_the_items_and_workers_match_one_process(media, tmp_path):
     assert set(load_manifest(sharded)) == {f"clip{k}" for k in range(4)}
     assert [path.name for path in cached_clip_paths(sharded)] == [f"clip{k}.npz" for k in range(4)]
 
+    # the pool run goes through the installed console script: its workers must not re-run it
     pooled = tmp_path / "pooled"
-    summary = prepare_dataset("folder", root, pooled, crop_size=CROP, workers=2)
-    assert summary["counts"]["ok"] == 4
+    script = REPO_ROOT / ".venv/bin/eapc"
+    launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "eapc_lightning.cli"]
+    command = [*launcher, "prepare", "--dataset", "folder", "--root", str(root), "--out", str(pooled)]
+    done = subprocess.run(
+        [*command, "--crop-size", str(CROP), "--workers", "2", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prepared 4 item(s), 0 up to date, 0 failed" in done.stdout
     for name in clip_files(sharded):
         assert_same_clip(sharded / "clips" / name, pooled / "clips" / name)
 

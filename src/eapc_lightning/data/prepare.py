@@ -22,6 +22,7 @@ shard are removed at start. A failing item never stops the batch.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -29,6 +30,7 @@ import json
 import logging
 import multiprocessing
 import re
+import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures.process import BrokenProcessPool
@@ -413,14 +415,42 @@ def _worker_prepare(item: SourceItem) -> dict:
     return prepare_item(item, state["settings"], state["clips_dir"], state["settings_hash"])
 
 
+@contextlib.contextmanager
+def _main_script_not_rerun():
+    """Keep worker processes from running the parent's main script.
+
+    multiprocessing starts each non-forked worker by re-running the parent's ``__main__`` file unless
+    it was started with ``python -m``; a console script without a ``__main__`` guard would then start
+    prepare again inside every worker. The workers need only this module, so while the pool runs the
+    main module is presented to multiprocessing without its file.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    hide = main is not None and spec is None and path is not None
+    if hide:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if hide:
+            main.__file__ = path
+
+
 def _run_pool(items: list[SourceItem], workers: int, initargs: tuple, on_result) -> None:
     """Prepare ``items`` in a process pool; an item whose worker dies twice is recorded as failed."""
     queue = list(items)
-    attempts: dict[str, int] = {}
-    # workers fork from a fresh server process (never from this one, whose threads fork would copy)
-    # that has imported the libraries and compiled librosa's JIT code once: see prepare_warmup
+    # Workers fork from a forkserver: a fresh process (forking this one could copy the state of its
+    # threads, e.g. torch's OpenMP pool, and hang) that has imported the libraries and compiled
+    # librosa's JIT code once (prepare_warmup).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["eapc_lightning.data.prepare_warmup"])
+    with _main_script_not_rerun():
+        _pool_loop(queue, workers, context, initargs, on_result)
+
+
+def _pool_loop(queue: list[SourceItem], workers: int, context, initargs: tuple, on_result) -> None:
+    attempts: dict[str, int] = {}
     while queue:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs

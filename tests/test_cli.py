@@ -96,6 +96,7 @@ TOY_CONFIG = {
                 },
             },
             {"class_path": "eapc_lightning.lit.callbacks.RunMetadata"},
+            {"class_path": "eapc_lightning.lit.callbacks.TorchThreads", "init_args": {"num_threads": 1}},
             {"class_path": "eapc_lightning.lit.callbacks.FinalMetrics"},
             {"class_path": "eapc_lightning.lit.callbacks.MetricCurves"},
         ],
@@ -122,7 +123,15 @@ def _only_run_folder(root: Path) -> Path:
 
 def test_fit_then_test_leave_a_complete_run_folder(toy_config, tmp_path):
     runs = tmp_path / "runs"
-    run_lightning_cli(["fit", "--config", str(toy_config), "--run.root", str(runs), "--seed_everything", "7"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_lightning_cli(
+            ["fit", "--config", str(toy_config), "--run.root", str(runs), "--seed_everything", "7"]
+        )
+        assert torch.get_num_threads() == 1  # TorchThreads callback
+    finally:
+        torch.set_num_threads(threads)
     run = _only_run_folder(runs)
     assert run.name.endswith("-seed7")
 

@@ -7,6 +7,7 @@
   best checkpoint and its score) - the file the reports and sweeps read.
 - :class:`MetricCurves`: ``curves.png``, loss and metric curves plotted from the CSV logger's file at
   the end of fit.
+- :class:`TorchThreads`: the number of CPU threads torch uses for its operators (a knob in YAML).
 - :class:`LandmarkRenders`: at the end of test, mp4s of test clips with their sound, predicted landmarks
   beside true ones (the paper's Fig. 3), plus a still grid; logged to W&B as video when it is a logger.
 
@@ -256,6 +257,23 @@ class MetricCurves(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="curves", images=[str(path)])
+
+
+class TorchThreads(Callback):
+    """Sets ``torch.set_num_threads(num_threads)`` when a run starts (``None`` leaves torch's default).
+
+    The recurrent layers of the audio-to-landmark model run many small matrix products; on a small or
+    shared CPU, one thread per process avoids the threads waiting on each other and is often faster.
+    """
+
+    def __init__(self, num_threads: int | None = None):
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+        self.num_threads = num_threads
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
 
 
 def _clip_audio(meta: dict, num_frames: int, sample_rate: int) -> np.ndarray | None:

@@ -7,8 +7,8 @@ default, or any folder dataset), so their ratios are comparable:
 
 Prints, in frames per second of 25 fps video: decode only (PyAV, RGB, resampled to 25 fps), decode +
 MediaPipe landmarks, the whole prepare pipeline with 1 worker and with 2 workers, and the 2-over-1
-speed-up, twice: the workers fork from the benchmark's process, which has compiled librosa's JIT code
-by then, so both runs start warm; the two runs show the spread between identical runs. The machine's load average is
+speed-up, twice: run 1 includes starting the pool's forkserver (imports and librosa's JIT compile,
+once per run), run 2 reuses it as any later pool in the same process does. The load average is
 printed too: on a shared machine other processes take cores from the workers.
 """
 

@@ -15,6 +15,7 @@ from eapc_lightning.audio import extract_features, load_audio
 from eapc_lightning.cli import main as eapc_main
 from eapc_lightning.data.cache import CLIP_ARRAYS, load_clip
 from eapc_lightning.data.prepare import (
+    PrepareSettings,
     PrepareUsageError,
     cached_clip_paths,
     load_manifest,
@@ -86,6 +87,15 @@ def test_rerun_skips_current_clips_and_redoes_stale_ones(media, tmp_path):
     fifth = prepare_dataset("folder", root, out, crop_size=CROP + 16)
     assert set(statuses(fifth).values()) == {"skipped"}
     assert set(load_manifest(out)) == {"clip0", "clip1", "clip2"}
+
+
+def test_clips_too_large_to_keep_are_decoded_twice_with_the_same_result(media, tmp_path):
+    root = make_folder(tmp_path / "raw", media, 1)
+    prepare_dataset("folder", root, tmp_path / "kept", crop_size=CROP)
+    low_memory = PrepareSettings(crop_size=CROP, frame_memory_mb=0)  # no frame fits: second decoding pass
+    assert low_memory.digest() == PrepareSettings(crop_size=CROP).digest()  # same output, same hash
+    prepare_dataset("folder", root, tmp_path / "twice", settings=low_memory)
+    assert_same_clip(tmp_path / "kept/clips/clip0.npz", tmp_path / "twice/clips/clip0.npz")
 
 
 def test_long_face_gap_splits_or_drops_the_clip(media, tmp_path):

@@ -23,7 +23,8 @@ An exponential moving average of G (``ema_decay``) generates for validation and 
 are logged as ``val/*`` and ``test/*`` with ``*/psnr_copy_reference``, the PSNR of copying the reference
 image unchanged, beside them as a baseline. Image grids (reference | label | generated | real) go to
 ``<run>/grids/`` and to W&B; the test stage writes ``<run>/samples/test_sample.mp4`` (reference |
-generated | real of the first test clip). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
+generated | real of the held-out frames of the first ``sample_video_clips`` test clips, one after
+another). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
 """
 
 import contextlib
@@ -101,6 +102,7 @@ class Vid2VidModule(LightningModule):
         fid_extractor: str = "auto",
         fid_on_validation: bool = True,
         num_grid_samples: int = 4,
+        sample_video_clips: int = 4,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -125,8 +127,7 @@ class Vid2VidModule(LightningModule):
         self.test_copy_psnr = PeakSignalNoiseRatio(data_range=1.0)
         # FID holds a 2048-d Inception network: kept outside the module tree so it never enters checkpoints.
         self._fid: dict[str, object] = {}
-        self._sample_frames: list[tuple[int, np.ndarray]] = []
-        self._sample_clip: str | None = None
+        self._sample_frames: dict[str, list[tuple[int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ setup
     def discriminators(self) -> list[torch.nn.Module]:
@@ -339,26 +340,30 @@ class Vid2VidModule(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
         if self.trainer.is_global_zero and self._sample_frames:
-            frames = [frame for _, frame in sorted(self._sample_frames, key=lambda item: item[0])]
+            frames = [
+                frame
+                for clip in self._sample_frames.values()
+                for _, frame in sorted(clip, key=lambda item: item[0])
+            ]
             write_video(self._output_folder() / "samples" / "test_sample.mp4", frames)
-        self._sample_frames, self._sample_clip = [], None
+        self._sample_frames = {}
 
     # ------------------------------------------------------------------ images and video
     def _output_folder(self) -> Path:
         return Path(self.trainer.default_root_dir)
 
     def _collect_sample_frames(self, batch: dict, fake: torch.Tensor) -> None:
-        """Keep reference | generated | real frames of the first test clip this process sees."""
+        """Keep reference | generated | real frames of the first ``sample_video_clips`` test clips seen."""
         for index, clip_id in enumerate(batch["clip_id"]):
-            if self._sample_clip is None:
-                self._sample_clip = clip_id
-            if clip_id != self._sample_clip:
-                continue
+            if clip_id not in self._sample_frames:
+                if len(self._sample_frames) >= self.hparams.sample_video_clips:
+                    continue
+                self._sample_frames[clip_id] = []
             reference = to_unit(batch["reference_images"][index, 0])
             for t in range(fake.shape[1]):
                 row = torch.cat([reference, fake[index, t], to_unit(batch["images"][index, t])], dim=-1)
                 frame = (row.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                self._sample_frames.append((int(batch["frame_indices"][index, t]), frame))
+                self._sample_frames[clip_id].append((int(batch["frame_indices"][index, t]), frame))
 
     def _save_grid(self, batch: dict, fake: torch.Tensor, stage: str) -> None:
         """Rows of reference | label | generated | real (last frame of each sequence) -> PNG + W&B."""

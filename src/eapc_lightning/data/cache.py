@@ -48,6 +48,12 @@ CLIP_ARRAYS = (
 )
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see either the old file or the whole new one."""
     path = Path(path)
@@ -58,6 +64,9 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
             temp.write(payload)
             temp.flush()
             os.fsync(temp.fileno())
+        # mkstemp creates 0600 files; give the final file the permissions a plain open() would, so a
+        # cache on a shared disk stays readable by the other users of a cluster
+        os.chmod(temp_name, 0o666 & ~_current_umask())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

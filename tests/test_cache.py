@@ -1,0 +1,35 @@
+"""The clip cache's atomic writes and JPEG face storage."""
+
+import os
+import stat
+
+import numpy as np
+
+from eapc_lightning.data.cache import atomic_write_bytes, decode_faces, encode_faces
+
+
+def test_atomic_write_leaves_no_temp_and_honours_umask(tmp_path):
+    target = tmp_path / "sub" / "clip.bin"
+    old_mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(target, b"first")
+        atomic_write_bytes(target, b"second")
+    finally:
+        os.umask(old_mask)
+    assert target.read_bytes() == b"second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["clip.bin"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_faces_round_trip_per_frame():
+    rng = np.random.default_rng(0)
+    # smooth images survive JPEG closely; random access must return the right frame
+    base = np.linspace(0, 255, 64, dtype=np.float32)
+    frames = np.stack([np.stack([np.add.outer(base, base * k / 4) / 2] * 3, -1) for k in range(5)])
+    frames = np.clip(frames + rng.normal(0, 1, frames.shape), 0, 255).astype(np.uint8)
+    buffer, offsets = encode_faces(frames)
+    assert offsets.shape == (6,) and offsets[-1] == len(buffer)
+    decoded = decode_faces(buffer, offsets, [3, 0])
+    assert decoded.shape == (2, 64, 64, 3)
+    assert np.abs(decoded[0].astype(int) - frames[3]).mean() < 3
+    assert np.abs(decoded[1].astype(int) - frames[0]).mean() < 3

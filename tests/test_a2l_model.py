@@ -34,7 +34,7 @@ def make_inputs(batch: int = 2, frames: int = 7, seed: int = 0) -> dict[str, tor
 
 
 def randomise_head(network: DualLSTM) -> None:
-    """Give the zero-initialised last layer weights so outputs depend on every input."""
+    """Give the nearly-zero last layer full-size weights so outputs depend visibly on every input."""
     last = network.head.layers[-1]
     torch.nn.init.normal_(last.weight, std=0.1)
     torch.nn.init.normal_(last.bias, std=0.1)
@@ -65,13 +65,14 @@ def test_output_shapes_for_each_switch(overrides: dict) -> None:
     output.landmarks.sum().backward()  # every switch gives a differentiable graph
 
 
-def test_offset_mode_starts_at_the_reference_landmarks() -> None:
+def test_offset_mode_starts_within_half_a_pixel_of_the_reference_landmarks() -> None:
     torch.manual_seed(0)
     network = DualLSTM(DualLSTMConfig(**SMALL))
     inputs = make_inputs()
     landmarks = network(**inputs).landmarks
     expected = inputs["reference"].unsqueeze(1).expand_as(landmarks)
-    torch.testing.assert_close(landmarks, expected, atol=1e-4, rtol=0)
+    assert (landmarks - expected).abs().max() < 0.5  # pixels
+    assert (landmarks - expected).abs().max() > 0  # but not exactly: the hidden units are not tied
 
 
 def test_prior_skip_adds_the_previous_frames_output() -> None:

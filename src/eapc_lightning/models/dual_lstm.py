@@ -22,8 +22,9 @@ Per frame ``i`` of a window (shapes for a batch of ``B`` windows of ``T`` frames
 * :class:`ReferenceEncoder` + :class:`LandmarkHead`, eqs. 8-9: the reference frame's 68 landmarks (the
   identity) are encoded by a small MLP and concatenated to ``output^i``; fully connected layers
   ``512 -> 256 -> 136`` map that to 68 (x, y) points. ``reference_conditioning="offset"`` (default) reads
-  the 136 numbers as displacements added to the reference landmarks (the last layer starts at zero, so an
-  untrained network predicts the held-still reference); ``"absolute"`` reads them as coordinates.
+  the 136 numbers as displacements added to the reference landmarks (the last layer starts a thousand times
+  smaller than PyTorch's default, so an untrained network predicts the held-still reference to within a
+  fraction of a pixel); ``"absolute"`` reads them as coordinates.
 
 Coordinates are normalised inside the network as ``(pixels - 128) / 256`` (the canonical 256-pixel face
 frame) and returned in pixels.
@@ -88,6 +89,11 @@ class DualLSTMConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         object.__setattr__(self, "head_hidden", tuple(self.head_hidden))
+
+
+# checkpoints keep the config in their hyper-parameters; a dataclass of plain values is safe to unpickle,
+# so allow it under torch.load(weights_only=True), which Lightning uses to load and resume
+torch.serialization.add_safe_globals([DualLSTMConfig])
 
 
 class AttentionCache(NamedTuple):
@@ -260,17 +266,20 @@ class ReferenceEncoder(nn.Module):
 class LandmarkHead(nn.Module):
     """Eqs. 8-9: fully connected ``in -> 512 -> 256 -> 136``, reshaped to (68, 2) per frame."""
 
-    def __init__(self, input_size: int, hidden: tuple[int, ...], dropout: float, zero_last: bool) -> None:
+    def __init__(self, input_size: int, hidden: tuple[int, ...], dropout: float, small_last: bool) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = input_size
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
             width = size
         last = nn.Linear(width, NUM_LANDMARKS * 2)
-        if zero_last:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+        if small_last:
+            # near zero but not zero: exactly zero weights give every hidden unit the same first Adam
+            # update, and the head's ReLUs then tend to die together
+            with torch.no_grad():
+                last.weight.mul_(1e-3)
+                last.bias.mul_(1e-3)
         self.layers = nn.Sequential(*layers, last)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -309,7 +318,7 @@ class DualLSTM(nn.Module):
             config.attention_dim + config.reference_dim,
             config.head_hidden,
             config.head_dropout,
-            zero_last=config.reference_conditioning == "offset",
+            small_last=config.reference_conditioning == "offset",
         )
 
     def _emotion_features(

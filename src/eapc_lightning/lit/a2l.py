@@ -1,0 +1,274 @@
+"""``A2LModule``: the audio-to-landmark stage (Dual-LSTM + LLF encoder) as a LightningModule.
+
+Configured from YAML through LightningCLI, e.g.::
+
+    model:
+      class_path: eapc_lightning.lit.a2l.A2LModule
+      init_args:
+        network: {prior_skip: true, attention: true, emotion_source: predicted}
+        mse_weight: 1.0
+        lmd_weight: 1.0
+        emotion_loss_weight: 0.1
+        lr: 1.0e-4
+
+Batches are the dicts of ``LandmarkDataModule``: ``mfcc`` (B, T, 28, 12) and ``llf`` (B, T, 25)
+standardised, ``landmarks`` (B, T, 68, 2) and ``reference`` (B, 68, 2) in canonical-frame pixels,
+``emotion`` (B,) with -1 for unlabelled clips.
+
+Logged: ``train/loss``, ``train/mse``, ``train/lmd``, ``train/emotion_ce``; ``val/...`` and ``test/...``
+``M-LD``, ``M-LVD``, ``F-LD``, ``F-LVD``, ``emotion_acc``, ``loss``; on test, with ``baseline_metrics``,
+the same landmark metrics for the held-still baseline (the reference landmarks repeated over time) as
+``test/baseline_M-LD`` etc. ``emotion_acc`` scores one prediction per window (the argmax of the LLF
+encoder's per-frame distributions averaged over the window) against the clip label, ignoring label -1.
+
+The feature statistics the DataModule standardised with are copied into buffers when fitting starts, so a
+checkpoint alone can turn raw features into landmarks with :meth:`A2LModule.predict_clip`.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from eapc_lightning.constants import EMOTIONS, NUM_LANDMARKS
+from eapc_lightning.losses import A2LLoss, LossTerms
+from eapc_lightning.metrics import METRIC_NAMES, LandmarkDistance, LandmarkVelocityDistance
+from eapc_lightning.models import DualLSTM, DualLSTMConfig, DualLSTMOutput, StreamState, emotion_condition
+
+FEATURE_STATS_SHAPES = {"mfcc_mean": (12,), "mfcc_std": (12,), "llf_mean": (25,), "llf_std": (25,)}
+Batch = Mapping[str, Any]
+
+
+def landmark_metric_set() -> nn.ModuleDict:
+    """M-LD, M-LVD, F-LD, F-LVD metric objects keyed by their names."""
+    metric_classes = {"distance": LandmarkDistance, "velocity": LandmarkVelocityDistance}
+    return nn.ModuleDict(
+        {name: metric_classes[kind](region) for (kind, region), name in METRIC_NAMES.items()}
+    )
+
+
+def window_emotion_prediction(emotion_logits: torch.Tensor) -> torch.Tensor:
+    """One class per window: the argmax of the per-frame distributions averaged over the frames."""
+    return emotion_logits.softmax(-1).mean(1).argmax(-1)
+
+
+class A2LModule(LightningModule):
+    """Audio-to-landmark training, evaluation and streaming inference (paper sections 3.3-3.6)."""
+
+    def __init__(
+        self,
+        network: DualLSTMConfig | None = None,
+        mse_weight: float = 1.0,
+        lmd_weight: float = 1.0,
+        emotion_loss_weight: float = 0.0,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        lr_scheduler: Literal["none", "cosine"] = "none",
+        baseline_metrics: bool = True,
+    ) -> None:
+        """
+        Args:
+            network: architecture switches and sizes (:class:`DualLSTMConfig`; None = defaults).
+            mse_weight: weight of eq. 11.
+            lmd_weight: weight of the structure-preserving eq. 12.
+            emotion_loss_weight: weight of the per-frame emotion cross-entropy on the LLF encoder (0 = off).
+            lr: Adam learning rate (paper: 1e-4).
+            weight_decay: Adam weight decay.
+            lr_scheduler: ``"none"`` or ``"cosine"`` (cosine annealing to 0 over all training steps).
+            baseline_metrics: on test, also score the held-still reference landmarks.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.network = DualLSTM(network)
+        self.loss = A2LLoss(mse_weight, lmd_weight, emotion_loss_weight)
+        for name, shape in FEATURE_STATS_SHAPES.items():
+            fill = torch.ones if name.endswith("_std") else torch.zeros
+            self.register_buffer(name, fill(shape))
+        self.register_buffer("feature_stats_set", torch.tensor(False))
+        self.val_metrics = landmark_metric_set()
+        self.test_metrics = landmark_metric_set()
+        self.baseline_metrics = landmark_metric_set() if baseline_metrics else None
+        self.val_emotion_accuracy = MulticlassAccuracy(
+            num_classes=len(EMOTIONS), average="micro", ignore_index=-1
+        )
+        self.test_emotion_accuracy = MulticlassAccuracy(
+            num_classes=len(EMOTIONS), average="micro", ignore_index=-1
+        )
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+
+    # ---------------------------------------------------------------- feature statistics
+
+    def set_feature_stats(self, stats: Mapping[str, Any]) -> None:
+        """Copy ``mfcc_mean``/``mfcc_std`` (12,) and ``llf_mean``/``llf_std`` (25,) into the buffers."""
+        for name, shape in FEATURE_STATS_SHAPES.items():
+            if name not in stats:
+                raise ValueError(
+                    f"feature_stats lacks {name!r}; expected keys {sorted(FEATURE_STATS_SHAPES)}"
+                )
+            value = torch.as_tensor(np.asarray(stats[name]), dtype=torch.float32)
+            if tuple(value.shape) != shape:
+                raise ValueError(f"feature_stats[{name!r}] has shape {tuple(value.shape)}, expected {shape}")
+            getattr(self, name).copy_(value)
+        self.feature_stats_set.fill_(True)
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        stats = getattr(datamodule, "feature_stats", None)
+        if stats is None:
+            rank_zero_warn(
+                "the datamodule exposes no feature_stats: the checkpoint will not standardise raw features "
+                "(call A2LModule.set_feature_stats before predict_clip)"
+            )
+            return
+        self.set_feature_stats(stats)  # a resumed run then restores the checkpoint's copy over this
+
+    # ---------------------------------------------------------------- forward passes
+
+    def forward(self, batch: Batch) -> DualLSTMOutput:
+        return self.network(batch["mfcc"], batch["llf"], batch["reference"], emotion=batch.get("emotion"))
+
+    def _loss(self, batch: Batch, output: DualLSTMOutput) -> LossTerms:
+        return self.loss(output.landmarks, batch["landmarks"], output.emotion_logits, batch["emotion"])
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        terms = self._loss(batch, self(batch))
+        self.log_dict(
+            {
+                "train/loss": terms.total,
+                "train/mse": terms.mse,
+                "train/lmd": terms.lmd,
+                "train/emotion_ce": terms.emotion_ce,
+            },
+            on_step=True,
+            on_epoch=True,
+            batch_size=batch["landmarks"].shape[0],
+        )
+        return terms.total
+
+    def _evaluate(
+        self,
+        batch: Batch,
+        prefix: str,
+        metrics: nn.ModuleDict,
+        accuracy: MulticlassAccuracy,
+        mean_loss: MeanMetric,
+    ) -> None:
+        output = self(batch)
+        target = batch["landmarks"]
+        mean_loss.update(self._loss(batch, output).total.detach(), weight=target.shape[0])
+        self.log(f"{prefix}/loss", mean_loss, on_step=False, on_epoch=True)
+        for name, metric in metrics.items():
+            metric.update(output.landmarks.detach(), target)
+            self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True)
+        accuracy.update(window_emotion_prediction(output.emotion_logits.detach()), batch["emotion"])
+        self.log(f"{prefix}/emotion_acc", accuracy, on_step=False, on_epoch=True)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics, self.val_emotion_accuracy, self.val_loss)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics, self.test_emotion_accuracy, self.test_loss)
+        if self.baseline_metrics is not None:
+            target = batch["landmarks"]
+            held_still = batch["reference"].unsqueeze(1).expand_as(target)
+            for name, metric in self.baseline_metrics.items():
+                metric.update(held_still, target)
+                self.log(f"test/baseline_{name}", metric, on_step=False, on_epoch=True)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Predicted landmarks (B, T, 68, 2) in canonical-frame pixels."""
+        return self(batch).landmarks
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        if self.hparams.lr_scheduler == "none":
+            return optimizer
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------- streaming inference
+
+    def predict_clip(
+        self,
+        mfcc_raw: torch.Tensor | np.ndarray,
+        llf_raw: torch.Tensor | np.ndarray,
+        reference: torch.Tensor | np.ndarray,
+        emotion: int | str | None = None,
+        intensity: int | None = None,
+        chunk: int = 250,
+    ) -> torch.Tensor:
+        """Landmarks (T, 68, 2) for a whole clip of any length, in canonical-frame pixels (on the CPU).
+
+        Args:
+            mfcc_raw: (T, 28, 12) MFCC windows as ``eapc_lightning.audio`` computes them (not standardised).
+            llf_raw: (T, 25) low-level features (not standardised).
+            reference: (68, 2) reference landmarks in canonical-frame pixels.
+            emotion: an emotion name or class index that replaces the LLF encoder's distribution
+                (``emotion_override``); None keeps the network's own emotion source.
+            intensity: 1-3, blends the chosen emotion toward neutral (see ``emotion_condition``).
+            chunk: frames per forward pass. The recurrent states, the eq. 4 prior and the attention
+                window's keys and values are carried from chunk to chunk, so the result does not depend on it.
+        """
+        if not bool(self.feature_stats_set):
+            raise RuntimeError(
+                "this A2LModule has no feature statistics: fit it with a DataModule that exposes feature_stats "
+                "or call set_feature_stats() first"
+            )
+        mfcc = self._clip_tensor(mfcc_raw, "mfcc_raw", (None, 28, 12))
+        llf = self._clip_tensor(llf_raw, "llf_raw", (mfcc.shape[0], 25))
+        reference = self._clip_tensor(reference, "reference", (NUM_LANDMARKS, 2))
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1 frame, got {chunk}")
+        if intensity is not None and emotion is None:
+            raise ValueError("intensity needs an emotion to scale")
+        override = (
+            None if emotion is None else emotion_condition(emotion, intensity).to(self.device).unsqueeze(0)
+        )
+        mfcc = (mfcc - self.mfcc_mean) / self.mfcc_std
+        llf = (llf - self.llf_mean) / self.llf_std
+        unlabelled = torch.full((1,), -1, dtype=torch.long, device=self.device)
+        was_training = self.training
+        self.eval()
+        pieces, state = [], StreamState()
+        try:
+            with torch.inference_mode():
+                for start in range(0, mfcc.shape[0], chunk):
+                    output = self.network(
+                        mfcc[None, start : start + chunk],
+                        llf[None, start : start + chunk],
+                        reference[None],
+                        emotion=unlabelled,
+                        emotion_override=override,
+                        state=state,
+                    )
+                    pieces.append(output.landmarks[0])
+                    state = output.state
+        finally:
+            self.train(was_training)
+        if not pieces:
+            return torch.zeros(0, NUM_LANDMARKS, 2)
+        return torch.cat(pieces).cpu()
+
+    def _clip_tensor(
+        self, value: torch.Tensor | np.ndarray, name: str, shape: tuple[int | None, ...]
+    ) -> torch.Tensor:
+        tensor = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        matches = tensor.dim() == len(shape) and all(
+            want is None or have == want for have, want in zip(tensor.shape, shape)
+        )
+        if not matches:
+            wanted = ", ".join("T" if want is None else str(want) for want in shape)
+            raise ValueError(f"{name} must have shape ({wanted}), got {tuple(tensor.shape)}")
+        return tensor

@@ -358,8 +358,6 @@ class LandmarkRenders(Callback):
                         key="test/renders",
                         videos=[str(path) for path in written],
                         caption=[path.stem for path in written],
-                        fps=[VIDEO_FPS] * len(written),
-                        format=["mp4"] * len(written),
                     )
 
     def render_clip(self, pl_module: LightningModule, clip_path: str | Path, folder: Path) -> Path:
@@ -387,11 +385,11 @@ class LandmarkRenders(Callback):
             faces = clip.faces(range(frames))
         audio = _clip_audio(clip.meta, frames, AUDIO_SAMPLE_RATE) if self.use_audio else None
         clip_id = clip.meta.get("clip_id", Path(clip_path).stem)
-        label = f"predicted ({emotion})" if emotion else "predicted"
+        truth_label = f"ground truth ({emotion})" if emotion else "ground truth"
         path = folder / f"{clip_id}.mp4"
         write_video(
             path,
-            comparison_frames(predicted, true, self.size, faces=faces, labels=(label, "ground truth")),
+            comparison_frames(predicted, true, self.size, faces=faces, labels=("predicted", truth_label)),
             fps=VIDEO_FPS,
             audio=audio,
             sample_rate=AUDIO_SAMPLE_RATE,

@@ -106,7 +106,8 @@ def _clip_windows(
     landmarks = np.load(landmarks_path).astype(np.float32)
     frames = min(frames_in(samples), len(landmarks))
     features = extract_features(samples, frames)
-    aligned = apply_transform(clip_alignment(landmarks[:frames]), landmarks[:frames])
+    # one similarity per frame: the head motion (which speech does not predict) leaves the targets
+    aligned = np.stack([apply_transform(clip_alignment(frame[None]), frame) for frame in landmarks[:frames]])
     windows = []
     for start in range(0, frames - WINDOW + 1, 5):
         stop = start + WINDOW

@@ -1,8 +1,8 @@
 """``eapc evaluate``: every test clip through the pipeline, then Table 1, a per-clip CSV and a Fig. 4 grid.
 
 A clip that fails is recorded (``status = failed`` and the error in the per-clip CSV) and the rest go on.
-Landmark metrics pool distance sums over all clips (as the torchmetrics states would), PSNR and SSIM
-are per-frame means over all generated frames, FID compares all generated frames with all ground-truth
+Landmark metrics pool distance sums over all clips (as the torchmetrics states would); PSNR and SSIM
+are computed per clip (over all its frames) and averaged over clips weighted by their frame counts; FID compares all generated frames with all ground-truth
 crops (at the generator's resolution) with the offline Inception extractor of
 ``eapc_lightning.metrics.image``.
 """
@@ -71,7 +71,7 @@ def evaluate_split(
     dataset_label: str,
     source: str,
     label_thickness: int = 1,
-    fid_extractor: str = "auto",
+    fid_extractor: str | torch.nn.Module = "auto",
     quoted_dataset: str | None = None,
     progress=None,
 ) -> EvaluationResult:

@@ -131,9 +131,8 @@ class Vid2VidModule(LightningModule):
 
     # ------------------------------------------------------------------ setup
     def discriminators(self) -> list[torch.nn.Module]:
-        return [
-            d for d in (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator) if d
-        ]
+        candidates = (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator)
+        return [discriminator for discriminator in candidates if discriminator is not None]
 
     def configure_optimizers(self):
         h = self.hparams

@@ -21,7 +21,9 @@ Per frame ``i`` of a window (shapes for a batch of ``B`` windows of ``T`` frames
   the output and Table 2's comparison stays meaningful.
 * :class:`ReferenceEncoder` + :class:`LandmarkHead`, eqs. 8-9: the reference frame's 68 landmarks (the
   identity) are encoded by a small MLP and concatenated to ``output^i``; fully connected layers
-  ``512 -> 256 -> 136`` map that to 68 (x, y) points. ``reference_conditioning="offset"`` (default) reads
+  ``512 -> 256 -> 136`` map that to 68 (x, y) points, with LeakyReLU(0.2) between them (the paper names
+  no activation; leaky units cannot all die together under a large learning rate, which plain ReLUs did
+  in our runs). ``reference_conditioning="offset"`` (default) reads
   the 136 numbers as displacements added to the reference landmarks (the last layer starts a thousand times
   smaller than PyTorch's default, so an untrained network predicts the held-still reference to within a
   fraction of a pixel); ``"absolute"`` reads them as coordinates.

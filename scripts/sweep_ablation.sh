@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make sweep-ablation: the paper's Tables 2 and 3 (section 5.4) as mean ± std over seeds.
 #   DATA=synthetic (default) | mead | crema_d | folder; ROOT=<raw dataset folder> for the real ones.
-#   SEEDS (default "0 1 2"), JOBS (runs at once, default 1), OUT (tables folder, default tables),
+#   SEEDS (default "0 1 2"), JOBS (runs at once, default 2: each run uses one thread), OUT (tables folder, default tables),
 #   SWEEP_CONFIG (budget override; default experiments/a2l_sweep_cpu.yaml on synthetic data and the
 #   paper-scale experiments/a2l_<DATA>.yaml on real data), SWEEP_ARGS (extra `eapc sweep` arguments).
 # Finished runs under runs/sweeps/ablation_<DATA>/ are reused, so an interrupted sweep resumes.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 DATA=${DATA:-synthetic}
 SEEDS=${SEEDS:-0 1 2}
-JOBS=${JOBS:-1}
+JOBS=${JOBS:-2}
 OUT=${OUT:-tables}
 EAPC=${EAPC:-.venv/bin/eapc}
 export WANDB_MODE=${WANDB_MODE:-offline}

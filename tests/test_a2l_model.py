@@ -24,6 +24,15 @@ SMALL = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest, and disturb neighbours least, on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def make_inputs(batch: int = 2, frames: int = 7, seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return {

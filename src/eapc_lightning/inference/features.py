@@ -210,5 +210,7 @@ def _tuning(pitches: list[np.ndarray], magnitudes: list[np.ndarray]) -> float:
     """``librosa.estimate_tuning`` from its collected (pitch, magnitude) peaks."""
     pitch = np.concatenate(pitches) if pitches else np.zeros(0, np.float32)
     magnitude = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float32)
-    threshold = np.median(magnitude) if len(magnitude) else 0.0
+    if not len(pitch):  # silence: librosa warns and returns 0.0
+        return 0.0
+    threshold = np.median(magnitude)
     return float(librosa.pitch_tuning(pitch[magnitude >= threshold], bins_per_octave=12))

@@ -160,6 +160,33 @@ def test_predict_clip_has_no_seams_at_chunk_joins(fitted_checkpoint: Path, chunk
     assert (chunked - whole).abs().max() < 1e-4  # pixels
 
 
+def test_landmark_stream_carries_state_across_uneven_chunks(fitted_checkpoint: Path) -> None:
+    module = A2LModule.load_from_checkpoint(fitted_checkpoint)
+    mfcc, llf, reference = raw_clip(40)
+    standardised_mfcc = (mfcc - FEATURE_STATS["mfcc_mean"]) / FEATURE_STATS["mfcc_std"]
+    standardised_llf = (llf - FEATURE_STATS["llf_mean"]) / FEATURE_STATS["llf_std"]
+    module.eval()
+    with torch.no_grad():
+        override = emotion_condition("sad", 2)[None]
+        expected = module.network(
+            standardised_mfcc[None], standardised_llf[None], reference[None], emotion_override=override
+        ).landmarks[0]
+    module.train()  # the stream runs the network in eval mode and leaves the module's mode alone
+    stream = module.landmark_stream(reference.numpy(), emotion="sad", intensity=2)
+    pieces = [stream(mfcc[a:b].numpy(), llf[a:b].numpy()) for a, b in ((0, 1), (1, 13), (13, 13), (13, 40))]
+    assert [len(piece) for piece in pieces] == [1, 12, 0, 27]
+    assert module.training
+    torch.testing.assert_close(
+        normalise_landmarks(torch.cat(pieces)), normalise_landmarks(expected), atol=1e-6, rtol=0
+    )
+    with pytest.raises(ValueError, match=r"llf_raw must have shape \(3, 25\), got \(2, 25\)"):
+        stream(mfcc[:3], llf[:2])
+    with pytest.raises(ValueError, match="no emotion input"):
+        mute = tiny_module(network={"emotion_source": "none"})
+        mute.set_feature_stats(FEATURE_STATS)
+        mute.landmark_stream(reference, emotion="happy")
+
+
 def test_predict_clip_emotion_override_and_intensity(fitted_checkpoint: Path) -> None:
     module = A2LModule.load_from_checkpoint(fitted_checkpoint)
     mfcc, llf, reference = raw_clip(20)

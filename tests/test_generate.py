@@ -20,7 +20,6 @@ from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_ch
 from eapc_lightning.inference.face_photo import MultipleFacesWarning, load_face_photo
 from eapc_lightning.inference.features import ChunkedFeatureExtractor
 from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
-from eapc_lightning.inference.streaming import LandmarkStream
 from tiny_models import tiny_models_once
 
 SPEECH = "hdtf/RD_Radio31_000.wav"
@@ -164,8 +163,8 @@ def test_chunked_features_and_landmarks_equal_whole_file(tmp_path, a2l_module):
     llf = np.concatenate([c.llf for c in chunks])
     np.testing.assert_allclose(mfcc, expected["mfcc"], atol=1e-4)
     np.testing.assert_allclose(llf, expected["llf"], atol=1e-5)
-    stream = LandmarkStream(a2l_module, reference)
-    streamed = np.concatenate([stream(c.mfcc, c.llf) for c in chunks])
+    stream = a2l_module.landmark_stream(reference)
+    streamed = np.concatenate([stream(c.mfcc, c.llf).numpy() for c in chunks])
     np.testing.assert_allclose(streamed, whole_landmarks, atol=1e-3)
 
 

@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import cv2
 import lightning as L
 import numpy as np
 import pytest
@@ -228,3 +229,44 @@ def test_missing_vgg_weights_raise_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError, match=str(tmp_path / "torch_home" / "hub" / "checkpoints")):
         tiny_module(perceptual_weight=10.0)
     assert tiny_module(perceptual_weight=0.0).perceptual is None
+
+
+def test_fit_records_label_thickness_and_frame_stream_carries_the_previous_frame(synthetic_cache, tmp_path):
+    from eapc_lightning.constants import CANONICAL_FACE_SIZE
+    from eapc_lightning.landmarks.draw import draw_label_map
+
+    run = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    run.fit(tiny_module(), tiny_data(synthetic_cache, label_thickness=2))
+    run.save_checkpoint(tmp_path / "fitted.ckpt")
+    module = Vid2VidModule.load_from_checkpoint(tmp_path / "fitted.ckpt").eval()
+    assert module.hparams.label_thickness == 2
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    landmarks = (128 + rng.normal(0, 30, (5, 68, 2))).astype(np.float32)
+    whole = list(module.frame_stream(face, landmarks[0])(landmarks))
+    stream = module.frame_stream(face, landmarks[0])
+    chunked = [frame for part in (landmarks[:2], landmarks[2:]) for frame in stream(part)]
+    assert len(chunked) == 5 and all(np.array_equal(a, b) for a, b in zip(whole, chunked))
+
+    def label(points: np.ndarray, thickness: int) -> torch.Tensor:
+        return torch.from_numpy(
+            draw_label_map(points, SIZE, source_size=CANONICAL_FACE_SIZE, thickness=thickness)
+        )
+
+    reference_image = torch.from_numpy(cv2.resize(face, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+    reference_image = (reference_image.permute(2, 0, 1).float() / 127.5 - 1)[None, None]
+    reference_label = label(landmarks[0], 2)[None, None, None]
+    previous = None
+    with torch.no_grad():
+        for t in range(2):
+            current = label(landmarks[t], 2)[None, None]
+            image = module.generator_ema(current, reference_image, reference_label, previous).image
+            previous = (current, image)
+    expected = (((image[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(whole[1], expected)  # the second frame saw the first as its previous
+    thin = list(module.frame_stream(face, landmarks[0], label_thickness=1)(landmarks[:2]))
+    assert not np.array_equal(thin[1], whole[1])
+
+    with pytest.raises(ValueError, match="records no label_thickness"):
+        tiny_module().frame_stream(face, landmarks[0])

@@ -20,7 +20,6 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, MOUTH
 from eapc_lightning.data.cache import load_clip
-from eapc_lightning.inference.streaming import FrameStream
 from eapc_lightning.landmarks.detect import FaceLandmarkDetector
 from eapc_lightning.metrics.landmark import centre_frames
 
@@ -79,10 +78,13 @@ def evaluate_clip(
     record,
     a2l_module,
     vid2vid_module=None,
-    label_thickness: int = 1,
+    label_thickness: int | None = None,
     detector_confidence: float = 0.5,
 ) -> ClipOutcome:
-    """Run and score one cached clip (``record`` from ``LandmarkDataModule.test_clips()``)."""
+    """Run and score one cached clip (``record`` from ``LandmarkDataModule.test_clips()``).
+
+    ``label_thickness`` is used only when the vid2vid module does not record its own (older checkpoints).
+    """
     keys = ("mfcc", "llf", "landmarks", "faces_jpeg", "faces_offsets")
     clip = load_clip(record.path, keys if vid2vid_module is not None else keys[:3])
     arrays = clip.arrays
@@ -94,7 +96,8 @@ def evaluate_clip(
         return outcome
 
     faces = clip.faces(range(len(predicted)))
-    stream = FrameStream(vid2vid_module, faces[0], truth_landmarks[0], label_thickness)
+    recorded = vid2vid_module.hparams.get("label_thickness") is not None
+    stream = vid2vid_module.frame_stream(faces[0], truth_landmarks[0], None if recorded else label_thickness)
     generated = np.stack(list(stream(predicted)))
     size = generated.shape[1]
     truth = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces])

@@ -6,9 +6,10 @@ does not grow with the length of the speech:
 1. the photo: landmarks, canonical alignment and aligned crop (:mod:`.face_photo`);
 2. the speech: decoded once into a 16 kHz mono scratch file (:mod:`.audio_stream`);
 3. per-frame MFCC windows and LLFs per chunk, equal to the whole-file features (:mod:`.features`);
-4. landmarks per chunk with the a2l network's recurrent state carried over (:class:`.LandmarkStream`);
-5. frames per landmark from the vid2vid EMA generator (:class:`.FrameStream`), or drawn landmarks with
-   ``landmarks_only``;
+4. landmarks per chunk with the a2l network's recurrent state carried over
+   (``A2LModule.landmark_stream``);
+5. frames per landmark from the vid2vid EMA generator, the previous frame carried over
+   (``Vid2VidModule.frame_stream``), or drawn landmarks with ``landmarks_only``;
 6. the shared writer (``eapc_lightning.render.video.write_video``) encodes H.264 + AAC as frames arrive,
    with the original speech (resampled to 16 kHz mono) muxed in sync and cut to the video's length.
 
@@ -31,7 +32,6 @@ from eapc_lightning.inference.audio_stream import StreamedAudio
 from eapc_lightning.inference.checkpoints import FoundCheckpoint, load_module, resolve_checkpoint
 from eapc_lightning.inference.face_photo import FacePhoto, load_face_photo
 from eapc_lightning.inference.features import ChunkedFeatureExtractor
-from eapc_lightning.inference.streaming import FrameStream, LandmarkStream
 from eapc_lightning.render.landmarks import landmark_panel
 from eapc_lightning.render.video import write_video
 
@@ -71,7 +71,11 @@ class GenerateResult:
 
 
 def label_thickness_of(found: FoundCheckpoint) -> int:
-    """The label-map line width the vid2vid run was trained with (its config.yaml), else 1."""
+    """The label-map line width in the vid2vid run's config.yaml, else 1.
+
+    Only for checkpoints written before ``Vid2VidModule`` recorded ``label_thickness`` in its
+    hyper-parameters; newer ones carry it themselves.
+    """
     data = found.config.get("data") or {}
     init_args = data.get("init_args") or {} if isinstance(data, dict) else {}
     return int(init_args.get("label_thickness", 1) or 1)
@@ -118,7 +122,7 @@ class _LandmarkFile:
 def generate(
     options: GenerateOptions, progress: Callable[[str, int, int], None] | None = None
 ) -> GenerateResult:
-    """Run the pipeline; ``progress(stage, done, total)`` reports ``"audio"`` chunks and ``"frames"``. Returns what was made and from what.
+    """Run the pipeline; ``progress(stage, done, total)`` reports ``"frames"``. Returns what was made and from what.
 
     Raises InputError (bad photo or audio, naming the file), MissingCheckpointError (no trained model).
     """
@@ -144,22 +148,19 @@ def generate(
             warnings.warn(message, SilentAudioWarning, stacklevel=2)
             notes.append(message)
         a2l_module = load_module("a2l", a2l_found, options.device)
-        landmark_stream = LandmarkStream(
-            a2l_module, photo.reference_landmarks, options.emotion, options.intensity
+        landmark_stream = a2l_module.landmark_stream(
+            photo.reference_landmarks, options.emotion, options.intensity
         )
         frame_stream = None
         if vid2vid_found is not None:
             vid2vid_module = load_module("vid2vid", vid2vid_found, options.device)
-            frame_stream = FrameStream(
-                vid2vid_module,
+            recorded = vid2vid_module.hparams.get("label_thickness") is not None
+            frame_stream = vid2vid_module.frame_stream(
                 photo.aligned_face(CANONICAL_FACE_SIZE),
                 photo.reference_landmarks,
-                label_thickness_of(vid2vid_found),
+                None if recorded else label_thickness_of(vid2vid_found),
             )
         extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames)
-        extractor.global_stats(
-            None if progress is None else lambda done, total: progress("audio", done, total)
-        )
         landmark_file = (
             None if options.landmarks_npy is None else _LandmarkFile(Path(options.landmarks_npy), num_frames)
         )
@@ -167,7 +168,7 @@ def generate(
         def frames() -> Iterator[np.ndarray]:
             done = 0
             for chunk in extractor.chunks():
-                landmarks = landmark_stream(chunk.mfcc, chunk.llf)
+                landmarks = landmark_stream(chunk.mfcc, chunk.llf).numpy()
                 if landmark_file is not None:
                     landmark_file.write(chunk.start, landmarks)
                 pictures = (

@@ -22,7 +22,8 @@ the same landmark metrics for the held-still baseline (the reference landmarks r
 encoder's per-frame distributions averaged over the window) against the clip label, ignoring label -1.
 
 The feature statistics the DataModule standardised with are copied into buffers when fitting starts, so a
-checkpoint alone can turn raw features into landmarks with :meth:`A2LModule.predict_clip`.
+checkpoint alone can turn raw features into landmarks: :meth:`A2LModule.landmark_stream` chunk by chunk
+(state carried across chunks), :meth:`A2LModule.predict_clip` for a whole clip on top of it.
 """
 
 from collections.abc import Mapping
@@ -200,6 +201,38 @@ class A2LModule(LightningModule):
 
     # ---------------------------------------------------------------- streaming inference
 
+    def landmark_stream(
+        self,
+        reference: torch.Tensor | np.ndarray,
+        emotion: int | str | None = None,
+        intensity: int | None = None,
+    ) -> "LandmarkStream":
+        """A callable turning raw feature chunks into landmark chunks, seamless across chunk joins.
+
+        Args:
+            reference: (68, 2) reference landmarks in canonical-frame pixels.
+            emotion: an emotion name or class index that replaces the LLF encoder's distribution
+                (``emotion_override``); None keeps the network's own emotion source.
+            intensity: 1-3, blends the chosen emotion toward neutral (see ``emotion_condition``).
+
+        The returned :class:`LandmarkStream` standardises each chunk with this module's feature statistics
+        and carries the recurrent states, the eq. 4 prior and the attention window's keys and values
+        (:class:`~eapc_lightning.models.StreamState`) from one call to the next, so the landmarks do not
+        depend on where the audio is cut.
+        """
+        if not bool(self.feature_stats_set):
+            raise RuntimeError(
+                "this A2LModule has no feature statistics: fit it with a DataModule that exposes feature_stats "
+                "or call set_feature_stats() first"
+            )
+        if intensity is not None and emotion is None:
+            raise ValueError("intensity needs an emotion to scale")
+        if emotion is not None and self.network.config.emotion_source == "none":
+            raise ValueError("this audio-to-landmark model has no emotion input (emotion_source: none)")
+        reference = self._clip_tensor(reference, "reference", (NUM_LANDMARKS, 2))
+        override = None if emotion is None else emotion_condition(emotion, intensity).to(self.device)
+        return LandmarkStream(self, reference, override)
+
     def predict_clip(
         self,
         mfcc_raw: torch.Tensor | np.ndarray,
@@ -214,52 +247,19 @@ class A2LModule(LightningModule):
         Args:
             mfcc_raw: (T, 28, 12) MFCC windows as ``eapc_lightning.audio`` computes them (not standardised).
             llf_raw: (T, 25) low-level features (not standardised).
-            reference: (68, 2) reference landmarks in canonical-frame pixels.
-            emotion: an emotion name or class index that replaces the LLF encoder's distribution
-                (``emotion_override``); None keeps the network's own emotion source.
-            intensity: 1-3, blends the chosen emotion toward neutral (see ``emotion_condition``).
-            chunk: frames per forward pass. The recurrent states, the eq. 4 prior and the attention
-                window's keys and values are carried from chunk to chunk, so the result does not depend on it.
+            reference, emotion, intensity: as for :meth:`landmark_stream`.
+            chunk: frames per forward pass; the result does not depend on it (see :meth:`landmark_stream`).
         """
-        if not bool(self.feature_stats_set):
-            raise RuntimeError(
-                "this A2LModule has no feature statistics: fit it with a DataModule that exposes feature_stats "
-                "or call set_feature_stats() first"
-            )
-        mfcc = self._clip_tensor(mfcc_raw, "mfcc_raw", (None, 28, 12))
-        llf = self._clip_tensor(llf_raw, "llf_raw", (mfcc.shape[0], 25))
-        reference = self._clip_tensor(reference, "reference", (NUM_LANDMARKS, 2))
         if chunk < 1:
             raise ValueError(f"chunk must be at least 1 frame, got {chunk}")
-        if intensity is not None and emotion is None:
-            raise ValueError("intensity needs an emotion to scale")
-        override = (
-            None if emotion is None else emotion_condition(emotion, intensity).to(self.device).unsqueeze(0)
-        )
-        mfcc = (mfcc - self.mfcc_mean) / self.mfcc_std
-        llf = (llf - self.llf_mean) / self.llf_std
-        unlabelled = torch.full((1,), -1, dtype=torch.long, device=self.device)
-        was_training = self.training
-        self.eval()
-        pieces, state = [], StreamState()
-        try:
-            with torch.inference_mode():
-                for start in range(0, mfcc.shape[0], chunk):
-                    output = self.network(
-                        mfcc[None, start : start + chunk],
-                        llf[None, start : start + chunk],
-                        reference[None],
-                        emotion=unlabelled,
-                        emotion_override=override,
-                        state=state,
-                    )
-                    pieces.append(output.landmarks[0])
-                    state = output.state
-        finally:
-            self.train(was_training)
-        if not pieces:
-            return torch.zeros(0, NUM_LANDMARKS, 2)
-        return torch.cat(pieces).cpu()
+        mfcc = self._clip_tensor(mfcc_raw, "mfcc_raw", (None, 28, 12))
+        llf = self._clip_tensor(llf_raw, "llf_raw", (mfcc.shape[0], 25))
+        stream = self.landmark_stream(reference, emotion, intensity)
+        pieces = [
+            stream(mfcc[start : start + chunk], llf[start : start + chunk])
+            for start in range(0, mfcc.shape[0], chunk)
+        ]
+        return torch.cat(pieces) if pieces else torch.zeros(0, NUM_LANDMARKS, 2)
 
     def _clip_tensor(
         self, value: torch.Tensor | np.ndarray, name: str, shape: tuple[int | None, ...]
@@ -272,3 +272,46 @@ class A2LModule(LightningModule):
             wanted = ", ".join("T" if want is None else str(want) for want in shape)
             raise ValueError(f"{name} must have shape ({wanted}), got {tuple(tensor.shape)}")
         return tensor
+
+
+class LandmarkStream:
+    """Raw MFCC/LLF chunks -> (n, 68, 2) landmarks, one :class:`StreamState` carried across calls.
+
+    Made by :meth:`A2LModule.landmark_stream`; the network runs in eval mode for each call (the module's
+    own train/eval mode is restored afterwards).
+    """
+
+    def __init__(self, module: A2LModule, reference: torch.Tensor, override: torch.Tensor | None) -> None:
+        self.module = module
+        self.reference = reference[None]
+        self.override = None if override is None else override[None]
+        self.unlabelled = torch.full((1,), -1, dtype=torch.long, device=module.device)
+        self.state = StreamState()
+
+    def __call__(
+        self, mfcc_raw: torch.Tensor | np.ndarray, llf_raw: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        """Landmarks (n, 68, 2) on the CPU for ``mfcc_raw`` (n, 28, 12) and ``llf_raw`` (n, 25), unstandardised."""
+        module = self.module
+        mfcc = module._clip_tensor(mfcc_raw, "mfcc_raw", (None, 28, 12))
+        llf = module._clip_tensor(llf_raw, "llf_raw", (mfcc.shape[0], 25))
+        if mfcc.shape[0] == 0:
+            return torch.zeros(0, NUM_LANDMARKS, 2)
+        mfcc = (mfcc - module.mfcc_mean) / module.mfcc_std
+        llf = (llf - module.llf_mean) / module.llf_std
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.inference_mode():
+                output = module.network(
+                    mfcc[None],
+                    llf[None],
+                    self.reference,
+                    emotion=self.unlabelled,
+                    emotion_override=self.override,
+                    state=self.state,
+                )
+        finally:
+            module.train(was_training)
+        self.state = output.state
+        return output.landmarks[0].float().cpu()

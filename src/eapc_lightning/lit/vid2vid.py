@@ -25,11 +25,17 @@ image unchanged, beside them as a baseline. Image grids (reference | label | gen
 ``<run>/grids/`` and to W&B; the test stage writes ``<run>/samples/test_sample.mp4`` (reference |
 generated | real of the held-out frames of the first ``sample_video_clips`` test clips, one after
 another). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
+
+Inference: :meth:`Vid2VidModule.frame_stream` gives a callable turning landmark chunks into frames with the
+EMA generator, the previous generated frame carried across chunks. The label maps are drawn with the
+``label_thickness`` the module was fitted with: the DataModule's value, copied into the hyper-parameters
+(and so into checkpoints) when fitting starts.
 """
 
 import contextlib
 import copy
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -41,7 +47,9 @@ from lightning.pytorch.loggers import WandbLogger
 from torchmetrics.image import PeakSignalNoiseRatio
 from torchvision.utils import make_grid
 
+from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
 from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.landmarks.draw import draw_label_map
 from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
 from eapc_lightning.metrics.image import build_fid, image_metrics
@@ -103,7 +111,10 @@ class Vid2VidModule(LightningModule):
         fid_on_validation: bool = True,
         num_grid_samples: int = 4,
         sample_video_clips: int = 4,
+        label_thickness: int | None = None,
     ):
+        """All arguments are described in the module docstring; ``label_thickness`` is the label maps' line
+        width, None until fitting copies the DataModule's (checkpoints then carry it)."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -130,6 +141,14 @@ class Vid2VidModule(LightningModule):
         self._sample_frames: dict[str, list[tuple[int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ setup
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        thickness = getattr(getattr(datamodule, "hparams", None), "label_thickness", None)
+        if thickness is not None:
+            self.hparams.label_thickness = int(thickness)
+
     def discriminators(self) -> list[torch.nn.Module]:
         candidates = (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator)
         return [discriminator for discriminator in candidates if discriminator is not None]
@@ -388,3 +407,68 @@ class Vid2VidModule(LightningModule):
                 logger.log_image(
                     key=f"{stage}/grid", images=[picture], caption=["reference | label | generated | real"]
                 )
+
+    # ------------------------------------------------------------------ inference
+    def frame_stream(
+        self, reference_image: np.ndarray, reference_landmarks: np.ndarray, label_thickness: int | None = None
+    ) -> "FrameStream":
+        """A callable turning (n, 68, 2) canonical landmarks into RGB uint8 frames (eq. 10, EMA generator).
+
+        Args:
+            reference_image: (H, W, 3) RGB uint8 aligned face crop (any size; resized to ``image_size``).
+            reference_landmarks: (68, 2) its landmarks in canonical-frame (256 px) coordinates.
+            label_thickness: label-map line width; None = the one recorded when the module was fitted.
+        """
+        thickness = self.hparams.get("label_thickness") if label_thickness is None else label_thickness
+        if thickness is None:
+            raise ValueError(
+                "this vid2vid module records no label_thickness (it was not fitted with a DataModule "
+                "that has one): pass label_thickness"
+            )
+        return FrameStream(self, reference_image, reference_landmarks, int(thickness))
+
+
+class FrameStream:
+    """Landmark chunks -> frames; each frame is conditioned on the previous generated one, across calls.
+
+    Made by :meth:`Vid2VidModule.frame_stream`. The aligned photo and its label map are the reference
+    (repeated ``num_references`` times).
+    """
+
+    def __init__(
+        self,
+        module: Vid2VidModule,
+        reference_image: np.ndarray,
+        reference_landmarks: np.ndarray,
+        label_thickness: int,
+    ) -> None:
+        if reference_image.ndim != 3 or reference_image.shape[2] != 3:
+            raise ValueError(f"reference_image must be (H, W, 3) RGB, got {reference_image.shape}")
+        if tuple(np.shape(reference_landmarks)) != (NUM_LANDMARKS, 2):
+            raise ValueError(f"reference_landmarks must be (68, 2), got {np.shape(reference_landmarks)}")
+        self.generator = module.generator_ema.eval()
+        self.size = int(module.hparams.image_size)
+        self.device = module.device
+        self.label_thickness = label_thickness
+        image = cv2.resize(reference_image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        image = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1
+        label = torch.from_numpy(self._label(reference_landmarks))[None]
+        references = int(module.hparams.num_references)
+        self.reference_images = image[None, None].repeat(1, references, 1, 1, 1).to(self.device)
+        self.reference_labels = label[None, None].repeat(1, references, 1, 1, 1).to(self.device)
+        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _label(self, landmarks: np.ndarray) -> np.ndarray:
+        return draw_label_map(
+            landmarks, self.size, source_size=CANONICAL_FACE_SIZE, thickness=self.label_thickness
+        )
+
+    @torch.inference_mode()
+    def __call__(self, landmarks: np.ndarray | torch.Tensor) -> Iterator[np.ndarray]:
+        """(image_size, image_size, 3) uint8 frames, one per row of ``landmarks`` (n, 68, 2)."""
+        for points in np.asarray(landmarks, dtype=np.float32):
+            label = torch.from_numpy(self._label(points))[None, None].to(self.device)
+            output = self.generator(label, self.reference_images, self.reference_labels, self.previous)
+            self.previous = (label, output.image)
+            unit = to_unit(output.image[0])
+            yield (unit.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)

@@ -133,7 +133,7 @@ def raw_clip(frames: int, seed: int = 7) -> tuple[torch.Tensor, torch.Tensor, to
 
 
 def test_predict_clip_standardises_with_the_checkpoint_buffers(fitted_checkpoint: Path) -> None:
-    module = A2LModule.load_from_checkpoint(fitted_checkpoint)
+    module = A2LModule.load_from_checkpoint(fitted_checkpoint, prior_reset_frames=None)  # one network pass
     mfcc, llf, reference = raw_clip(30)
     landmarks = module.predict_clip(mfcc.numpy(), llf.numpy(), reference.numpy())
     standardised_mfcc = (mfcc - FEATURE_STATS["mfcc_mean"]) / FEATURE_STATS["mfcc_std"]
@@ -160,31 +160,56 @@ def test_predict_clip_has_no_seams_at_chunk_joins(fitted_checkpoint: Path, chunk
     assert (chunked - whole).abs().max() < 1e-4  # pixels
 
 
-def test_landmark_stream_carries_state_across_uneven_chunks(fitted_checkpoint: Path) -> None:
+def test_landmark_stream_carries_state_and_restarts_the_prior_every_window(fitted_checkpoint: Path) -> None:
     module = A2LModule.load_from_checkpoint(fitted_checkpoint)
+    assert module.hparams.prior_reset_frames == 25
     mfcc, llf, reference = raw_clip(40)
     standardised_mfcc = (mfcc - FEATURE_STATS["mfcc_mean"]) / FEATURE_STATS["mfcc_std"]
     standardised_llf = (llf - FEATURE_STATS["llf_mean"]) / FEATURE_STATS["llf_std"]
+    override = emotion_condition("sad", 2)[None]
     module.eval()
     with torch.no_grad():
-        override = emotion_condition("sad", 2)[None]
-        expected = module.network(
+        first = module.network(
+            standardised_mfcc[None, :25],
+            standardised_llf[None, :25],
+            reference[None],
+            emotion_override=override,
+        )
+        # frame 25 starts eq. 4's sum afresh (eq. 5); the LSTM states and attention cache carry on
+        second = module.network(
+            standardised_mfcc[None, 25:],
+            standardised_llf[None, 25:],
+            reference[None],
+            emotion_override=override,
+            state=first.state._replace(prior=None),
+        )
+        one_pass = module.network(
             standardised_mfcc[None], standardised_llf[None], reference[None], emotion_override=override
         ).landmarks[0]
+    expected = torch.cat([first.landmarks[0], second.landmarks[0]])
     module.train()  # the stream runs the network in eval mode and leaves the module's mode alone
     stream = module.landmark_stream(reference.numpy(), emotion="sad", intensity=2)
     pieces = [stream(mfcc[a:b].numpy(), llf[a:b].numpy()) for a, b in ((0, 1), (1, 13), (13, 13), (13, 40))]
     assert [len(piece) for piece in pieces] == [1, 12, 0, 27]
     assert module.training
+    streamed = torch.cat(pieces)
     torch.testing.assert_close(
-        normalise_landmarks(torch.cat(pieces)), normalise_landmarks(expected), atol=1e-6, rtol=0
+        normalise_landmarks(streamed), normalise_landmarks(expected), atol=1e-6, rtol=0
     )
+    torch.testing.assert_close(streamed[:25], one_pass[:25], atol=1e-4, rtol=0)
+    assert (streamed[25:] - one_pass[25:]).abs().max() > 1e-2  # the restart changes later frames
+
+    carried = A2LModule.load_from_checkpoint(fitted_checkpoint, prior_reset_frames=None)
+    whole = carried.landmark_stream(reference, emotion="sad", intensity=2)(mfcc, llf)
+    torch.testing.assert_close(normalise_landmarks(whole), normalise_landmarks(one_pass), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match=r"llf_raw must have shape \(3, 25\), got \(2, 25\)"):
         stream(mfcc[:3], llf[:2])
     with pytest.raises(ValueError, match="no emotion input"):
         mute = tiny_module(network={"emotion_source": "none"})
         mute.set_feature_stats(FEATURE_STATS)
         mute.landmark_stream(reference, emotion="happy")
+    with pytest.raises(ValueError, match="prior_reset_frames must be at least 1"):
+        tiny_module(prior_reset_frames=0)
 
 
 def test_predict_clip_emotion_override_and_intensity(fitted_checkpoint: Path) -> None:

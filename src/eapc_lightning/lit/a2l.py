@@ -72,6 +72,7 @@ class A2LModule(LightningModule):
         weight_decay: float = 0.0,
         lr_scheduler: Literal["none", "cosine"] = "none",
         baseline_metrics: bool = True,
+        prior_reset_frames: int | None = 25,
     ) -> None:
         """
         Args:
@@ -83,8 +84,15 @@ class A2LModule(LightningModule):
             weight_decay: Adam weight decay.
             lr_scheduler: ``"none"`` or ``"cosine"`` (cosine annealing to 0 over all training steps).
             baseline_metrics: on test, also score the held-still reference landmarks.
+            prior_reset_frames: in streaming inference, eq. 4's running sum restarts (eq. 5) every this many
+                frames from the start of the audio, the other recurrent states carrying on; set it to the
+                training window. Trained on 25-frame windows, the sum drifts when carried further: over
+                60 s of test speech mouth LD grew from 6 px (first 10 s) to 75 px (last 10 s) without the
+                restart, and stayed at 2.2-2.7 px with it. None carries the sum over the whole audio.
         """
         super().__init__()
+        if prior_reset_frames is not None and prior_reset_frames < 1:
+            raise ValueError(f"prior_reset_frames must be at least 1 or None, got {prior_reset_frames}")
         self.save_hyperparameters()
         self.network = DualLSTM(network)
         self.loss = A2LLoss(mse_weight, lmd_weight, emotion_loss_weight)
@@ -218,7 +226,8 @@ class A2LModule(LightningModule):
         The returned :class:`LandmarkStream` standardises each chunk with this module's feature statistics
         and carries the recurrent states, the eq. 4 prior and the attention window's keys and values
         (:class:`~eapc_lightning.models.StreamState`) from one call to the next, so the landmarks do not
-        depend on where the audio is cut.
+        depend on where the audio is cut. The eq. 4 prior alone restarts every ``prior_reset_frames``
+        frames counted from the first call (a hyper-parameter, see ``__init__``).
         """
         if not bool(self.feature_stats_set):
             raise RuntimeError(
@@ -231,7 +240,7 @@ class A2LModule(LightningModule):
             raise ValueError("this audio-to-landmark model has no emotion input (emotion_source: none)")
         reference = self._clip_tensor(reference, "reference", (NUM_LANDMARKS, 2))
         override = None if emotion is None else emotion_condition(emotion, intensity).to(self.device)
-        return LandmarkStream(self, reference, override)
+        return LandmarkStream(self, reference, override, self.hparams.get("prior_reset_frames"))
 
     def predict_clip(
         self,
@@ -281,8 +290,16 @@ class LandmarkStream:
     own train/eval mode is restored afterwards).
     """
 
-    def __init__(self, module: A2LModule, reference: torch.Tensor, override: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        module: A2LModule,
+        reference: torch.Tensor,
+        override: torch.Tensor | None,
+        prior_reset_frames: int | None,
+    ) -> None:
         self.module = module
+        self.prior_reset_frames = prior_reset_frames
+        self.frames_done = 0
         self.reference = reference[None]
         self.override = None if override is None else override[None]
         self.unlabelled = torch.full((1,), -1, dtype=torch.long, device=module.device)
@@ -301,17 +318,40 @@ class LandmarkStream:
         llf = (llf - module.llf_mean) / module.llf_std
         was_training = module.training
         module.eval()
+        pieces = []
         try:
             with torch.inference_mode():
-                output = module.network(
-                    mfcc[None],
-                    llf[None],
-                    self.reference,
-                    emotion=self.unlabelled,
-                    emotion_override=self.override,
-                    state=self.state,
-                )
+                for start, stop in self._segments(mfcc.shape[0]):
+                    if self._prior_restarts():
+                        self.state = self.state._replace(prior=None)
+                    output = module.network(
+                        mfcc[None, start:stop],
+                        llf[None, start:stop],
+                        self.reference,
+                        emotion=self.unlabelled,
+                        emotion_override=self.override,
+                        state=self.state,
+                    )
+                    pieces.append(output.landmarks[0])
+                    self.state = output.state
+                    self.frames_done += stop - start
         finally:
             module.train(was_training)
-        self.state = output.state
-        return output.landmarks[0].float().cpu()
+        return torch.cat(pieces).float().cpu()
+
+    def _prior_restarts(self) -> bool:
+        period = self.prior_reset_frames
+        return period is not None and self.frames_done > 0 and self.frames_done % period == 0
+
+    def _segments(self, frames: int) -> list[tuple[int, int]]:
+        """Ranges of this call's frames, split where the eq. 4 prior restarts."""
+        period = self.prior_reset_frames
+        if period is None:
+            return [(0, frames)]
+        segments, start, done = [], 0, self.frames_done
+        while start < frames:
+            stop = min(frames, start + period - done % period)
+            segments.append((start, stop))
+            done += stop - start
+            start = stop
+        return segments

@@ -9,6 +9,18 @@
 
 torchaudio computes the MFCCs (its settings mirror librosa's so the two agree; a test pins them),
 librosa computes the LLFs.
+
+Every output row depends only on the audio within a few hundred milliseconds of its frame, so a long
+signal can be processed a piece at a time with the same result:
+
+* the log-mel spectrum has an absolute floor (``10 * log10(max(power, 1e-10))``, librosa's
+  ``power_to_db(..., top_db=None)``) rather than the usual 80 dB floor below the loudest bin of the whole
+  signal;
+* chroma uses a fixed tuning of 0 cents instead of librosa's whole-signal tuning estimate: speech is not
+  tuned to a musical scale, so the estimate only adds a dependence on the rest of the recording.
+
+:func:`mfcc_rows`, :func:`windows_from_rows`, :func:`llf_rows` and :func:`frame_means` are the building
+blocks both the whole-signal functions here and the chunked extractor of ``eapc generate`` use.
 """
 
 import dataclasses
@@ -19,6 +31,7 @@ import librosa
 import numpy as np
 import torch
 import torchaudio
+import torchaudio.functional as AF
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
 
@@ -47,6 +60,9 @@ class AudioFeatureConfig:
     # spectral contrast: 6 bands from 100 Hz keep the top band below the 8 kHz Nyquist of 16 kHz audio
     contrast_fmin: float = 100.0
     contrast_bands: int = 6
+    # absolute log-mel floor (power), no floor relative to the loudest bin: features stay local
+    mel_db_amin: float = 1e-10
+    chroma_tuning: float = 0.0  # deviation from A440 in chroma bins; speech is not tuned to a scale
 
     @property
     def rows_per_frame(self) -> int:
@@ -63,34 +79,47 @@ class AudioFeatureConfig:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _mfcc_transform(config: AudioFeatureConfig) -> torchaudio.transforms.MFCC:
-    # Slaney mel scale and norm, zero padding and an 80 dB floor: librosa.feature.mfcc's defaults.
-    return torchaudio.transforms.MFCC(
+def mel_transform(config: AudioFeatureConfig) -> torchaudio.transforms.MelSpectrogram:
+    """Mel power spectrogram with librosa's defaults: Slaney mel scale and norm, zero padding."""
+    return torchaudio.transforms.MelSpectrogram(
         sample_rate=config.sample_rate,
-        n_mfcc=config.n_mfcc,
-        dct_type=2,
-        norm="ortho",
-        log_mels=False,
-        melkwargs=dict(
-            n_fft=config.n_fft,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            n_mels=config.n_mels,
-            f_min=0.0,
-            f_max=config.sample_rate / 2,
-            center=True,
-            pad_mode="constant",
-            power=2.0,
-            norm="slaney",
-            mel_scale="slaney",
-        ),
+        n_fft=config.n_fft,
+        win_length=config.win_length,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        f_min=0.0,
+        f_max=config.sample_rate / 2,
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+        norm="slaney",
+        mel_scale="slaney",
     )
 
 
 def mfcc_rows(samples: np.ndarray, config: AudioFeatureConfig = AudioFeatureConfig()) -> np.ndarray:
-    """MFCCs of a mono signal, (rows, n_mfcc), one row per 10 ms hop, c0 included."""
+    """MFCCs of a mono signal, (rows, n_mfcc), row ``r`` centred on sample ``r * hop``, c0 included.
+
+    Equal to ``librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None))``: DCT-II (orthonormal) of
+    the log-mel spectrum with an absolute floor.
+    """
     waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return _mfcc_transform(config)(waveform).T.numpy()
+    mel = mel_transform(config)(waveform)
+    decibels = AF.amplitude_to_DB(
+        mel, multiplier=10.0, amin=config.mel_db_amin, db_multiplier=0.0, top_db=None
+    )
+    dct = AF.create_dct(config.n_mfcc, config.n_mels, norm="ortho")
+    return torch.matmul(decibels.T, dct).numpy()
+
+
+def windows_from_rows(rows: np.ndarray, num_frames: int, config: AudioFeatureConfig) -> np.ndarray:
+    """(num_frames, window_rows, ...) windows: frame ``i`` takes rows ``[i * rows_per_frame, ... + window_rows)``."""
+    step = config.rows_per_frame
+    last_start = step * (num_frames - 1)
+    if last_start + config.window_rows > rows.shape[0]:
+        raise ValueError(f"{rows.shape[0]} MFCC rows cannot hold {num_frames} windows")
+    index = np.arange(num_frames)[:, None] * step + np.arange(config.window_rows)[None, :]
+    return rows[index].astype(np.float32)
 
 
 def mfcc_windows(
@@ -103,31 +132,19 @@ def mfcc_windows(
     usable = min(len(samples), needed)
     signal[pad : pad + usable] = samples[:usable]
     rows = mfcc_rows(signal, config)[:, 1:]  # drop c0 (energy)
-    step = config.rows_per_frame
-    last_start = step * (num_frames - 1)
-    if last_start + config.window_rows > rows.shape[0]:
-        raise ValueError(f"{rows.shape[0]} MFCC rows cannot hold {num_frames} windows")
-    index = np.arange(num_frames)[:, None] * step + np.arange(config.window_rows)[None, :]
-    return rows[index].astype(np.float32)
+    return windows_from_rows(rows, num_frames, config)
 
 
-def llf_features(
-    samples: np.ndarray, num_frames: int, config: AudioFeatureConfig = AudioFeatureConfig()
-) -> np.ndarray:
-    """(num_frames, 25) low-level features, each the mean over the frame's 40 ms (see LLF_NAMES)."""
-    needed = num_frames * config.samples_per_frame
-    signal = np.zeros(needed, dtype=np.float32)
-    usable = min(len(samples), needed)
-    signal[:usable] = samples[:usable]
+def llf_rows(signal: np.ndarray, config: AudioFeatureConfig = AudioFeatureConfig()) -> np.ndarray:
+    """(rows, 25) low-level features per 10 ms STFT column, row ``r`` centred on sample ``r * hop``."""
     sr, hop, n_fft = config.sample_rate, config.hop_length, config.n_fft
     magnitude = np.abs(
         librosa.stft(signal, n_fft=n_fft, hop_length=hop, win_length=config.win_length, center=True)
     )
-    power = magnitude**2
-    rows = np.concatenate(
+    return np.concatenate(
         [
             librosa.feature.rms(S=magnitude, frame_length=n_fft),
-            librosa.feature.chroma_stft(S=power, sr=sr),
+            librosa.feature.chroma_stft(S=magnitude**2, sr=sr, tuning=config.chroma_tuning),
             librosa.feature.spectral_centroid(S=magnitude, sr=sr),
             librosa.feature.spectral_bandwidth(S=magnitude, sr=sr),
             librosa.feature.spectral_rolloff(S=magnitude, sr=sr),
@@ -138,10 +155,25 @@ def llf_features(
             ),
         ],
         axis=0,
-    ).T  # (rows, 25)
+    ).T
+
+
+def frame_means(rows: np.ndarray, num_frames: int, config: AudioFeatureConfig) -> np.ndarray:
+    """Per-frame means of the first ``num_frames * rows_per_frame`` LLF rows, non-finite values zeroed."""
     step = config.rows_per_frame
-    rows = rows[: num_frames * step].reshape(num_frames, step, -1).mean(axis=1)
-    return np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    means = rows[: num_frames * step].reshape(num_frames, step, -1).mean(axis=1)
+    return np.nan_to_num(means, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def llf_features(
+    samples: np.ndarray, num_frames: int, config: AudioFeatureConfig = AudioFeatureConfig()
+) -> np.ndarray:
+    """(num_frames, 25) low-level features, each the mean over the frame's 40 ms (see LLF_NAMES)."""
+    needed = num_frames * config.samples_per_frame
+    signal = np.zeros(needed, dtype=np.float32)
+    usable = min(len(samples), needed)
+    signal[:usable] = samples[:usable]
+    return frame_means(llf_rows(signal, config), num_frames, config)
 
 
 def extract_features(

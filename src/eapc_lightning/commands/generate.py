@@ -60,7 +60,7 @@ def _progress_bar(enabled: bool):
         transient=False,
     )
     tasks: dict[str, int] = {}
-    labels = {"audio": "analysing audio (chunks)", "frames": "generating frames"}
+    labels = {"frames": "generating frames"}
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:

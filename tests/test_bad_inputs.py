@@ -80,7 +80,10 @@ def test_truncated_mp4(folder_run):
 
 def test_truncated_mp4_with_index_first(folder_run):
     reason = failure(folder_run, "truncated_faststart")
-    assert "truncated_faststart.mp4" in reason and "truncated or damaged: decoded" in reason
+    # the index survives, so the damage shows while decoding: in the audio track (whose packets sit at the
+    # cut end of the file) or in the video frame count, whichever stage reaches the missing data first
+    assert "truncated_faststart.mp4" in reason
+    assert "truncated or damaged: decoded" in reason or "cannot decode audio (InvalidDataError" in reason
 
 
 def test_video_without_audio(folder_run):

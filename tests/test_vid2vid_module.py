@@ -13,21 +13,9 @@ from lightning.pytorch import Callback
 from eapc_lightning.data.vid2vid_datamodule import Vid2VidDataModule
 from eapc_lightning.errors import MissingWeightsError
 from eapc_lightning.lit.vid2vid import Vid2VidModule, curriculum_length
-from vid2vid_cache import real_face_clip, write_clip, write_synthetic_cache
+from vid2vid_cache import TINY_GENERATOR, real_face_clip, write_clip, write_synthetic_cache
 
 SIZE = 32
-TINY_GENERATOR = {
-    "base_channels": 8,
-    "max_channels": 16,
-    "num_downsamples": 2,
-    "num_adaptive_blocks": 2,
-    "spade_hidden_channels": 8,
-    "weight_mlp_hidden": 16,
-    "attention_channels": 8,
-    "flow_base_channels": 8,
-    "flow_num_downsamples": 2,
-    "flow_residual_blocks": 1,
-}
 TINY_DISCRIMINATOR = {"num_scales": 2, "base_channels": 8, "num_layers": 2, "max_channels": 32}
 
 

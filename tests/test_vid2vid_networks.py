@@ -13,20 +13,9 @@ from eapc_lightning.models.vid2vid.discriminators import (
 )
 from eapc_lightning.models.vid2vid.flow import warp
 from eapc_lightning.models.vid2vid.generator import FewShotGenerator
+from vid2vid_cache import TINY_GENERATOR
 
 SIZE = 32
-SMALL = {
-    "base_channels": 8,
-    "max_channels": 16,
-    "num_downsamples": 2,
-    "num_adaptive_blocks": 2,
-    "spade_hidden_channels": 8,
-    "weight_mlp_hidden": 16,
-    "attention_channels": 8,
-    "flow_base_channels": 8,
-    "flow_num_downsamples": 2,
-    "flow_residual_blocks": 1,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +37,7 @@ def inputs(batch: int, refs: int, size: int = SIZE):
 
 @pytest.mark.parametrize("refs", [1, 3])
 def test_generator_output_shapes(refs):
-    generator = FewShotGenerator(image_size=SIZE, num_references=refs, **SMALL)
+    generator = FewShotGenerator(image_size=SIZE, num_references=refs, **TINY_GENERATOR)
     label, reference_images, reference_labels = inputs(2, refs)
     first = generator(label, reference_images, reference_labels)
     assert first.image.shape == (2, 3, SIZE, SIZE)
@@ -71,7 +60,7 @@ def test_generator_output_shapes(refs):
 
 def test_generator_depends_on_the_references_through_generated_weights():
     """Changing only the reference changes the raw SPADE output (weights come from the references)."""
-    generator = FewShotGenerator(image_size=SIZE, num_references=1, **SMALL).eval()
+    generator = FewShotGenerator(image_size=SIZE, num_references=1, **TINY_GENERATOR).eval()
     label, reference_images, reference_labels = inputs(1, 1)
     with torch.no_grad():
         a = generator(label, reference_images, reference_labels).raw_image
@@ -80,7 +69,7 @@ def test_generator_depends_on_the_references_through_generated_weights():
 
 
 def test_generator_rejects_wrong_sizes():
-    generator = FewShotGenerator(image_size=SIZE, num_references=2, **SMALL)
+    generator = FewShotGenerator(image_size=SIZE, num_references=2, **TINY_GENERATOR)
     label, reference_images, reference_labels = inputs(1, 1)
     with pytest.raises(ValueError, match="references"):
         generator(label, reference_images, reference_labels)

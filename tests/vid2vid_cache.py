@@ -16,6 +16,20 @@ from eapc_lightning.data.cache import encode_faces, save_clip
 from eapc_lightning.data.synthetic.face import ASTRONAUT_LANDMARKS
 from eapc_lightning.landmarks.align import apply_transform, clip_alignment, warp_face
 
+# Generator widths small enough for CPU tests of shapes, optimiser steps and DDP.
+TINY_GENERATOR = {
+    "base_channels": 8,
+    "max_channels": 16,
+    "num_downsamples": 2,
+    "num_adaptive_blocks": 2,
+    "spade_hidden_channels": 8,
+    "weight_mlp_hidden": 16,
+    "attention_channels": 8,
+    "flow_base_channels": 8,
+    "flow_num_downsamples": 2,
+    "flow_residual_blocks": 1,
+}
+
 
 def canonical_template() -> np.ndarray:
     """A real 68-point face shape in the canonical 256 frame."""

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, EMOTION_TO_INDEX, EMOTIONS, NUM_LANDMARKS
-from eapc_lightning.models.llf_encoder import LLFEncoder, LSTMState
+from eapc_lightning.models.llf_encoder import LLFEncoder, LSTMState, batch_first_lstm
 
 EmotionSource = Literal["predicted", "label", "none"]
 ReferenceConditioning = Literal["offset", "absolute"]
@@ -162,13 +162,7 @@ class AudioLSTM(nn.Module):
 
     def __init__(self, coefficients: int, hidden_size: int, num_layers: int, dropout: float) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(
-            coefficients,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.lstm = batch_first_lstm(coefficients, hidden_size, num_layers, dropout)
 
     def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
         batch, frames, rows, coefficients = mfcc.shape
@@ -184,13 +178,7 @@ class LandmarkLSTM(nn.Module):
     ) -> None:
         super().__init__()
         self.prior_skip = prior_skip
-        self.lstm = nn.LSTM(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.lstm = batch_first_lstm(input_size, hidden_size, num_layers, dropout)
 
     def forward(
         self, audio_features: torch.Tensor, state: LSTMState | None = None, prior: torch.Tensor | None = None

@@ -15,6 +15,17 @@ from eapc_lightning.constants import EMOTIONS
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
+def batch_first_lstm(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.LSTM:
+    """A unidirectional, batch-first LSTM stack; ``dropout`` between layers (none for a single layer)."""
+    return nn.LSTM(
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        batch_first=True,
+        dropout=dropout if num_layers > 1 else 0.0,
+    )
+
+
 class LLFEncoder(nn.Module):
     """Eq. 1: ``(B, T, llf_dim)`` standardised LLFs -> ``(B, T, num_emotions)`` emotion logits."""
 
@@ -27,13 +38,7 @@ class LLFEncoder(nn.Module):
         num_emotions: int = len(EMOTIONS),
     ) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(
-            llf_dim,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.lstm = batch_first_lstm(llf_dim, hidden_size, num_layers, dropout)
         self.classifier = nn.Linear(hidden_size, num_emotions)
 
     def forward(self, llf: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:

@@ -219,12 +219,16 @@ def test_missing_vgg_weights_raise_a_clear_error(tmp_path, monkeypatch):
     assert tiny_module(perceptual_weight=0.0).perceptual is None
 
 
-def test_fit_records_label_thickness_and_frame_stream_carries_the_previous_frame(synthetic_cache, tmp_path):
+def test_checkpoint_carries_label_thickness_and_frame_stream_carries_the_previous_frame(
+    synthetic_cache, tmp_path
+):
     from eapc_lightning.constants import CANONICAL_FACE_SIZE
     from eapc_lightning.landmarks.draw import draw_label_map
 
+    with pytest.raises(ValueError, match=r"label_thickness: the model has 1, the data 2.*data\.init_args"):
+        trainer(tmp_path, max_steps=1).fit(tiny_module(), tiny_data(synthetic_cache, label_thickness=2))
     run = trainer(tmp_path, max_steps=1, limit_val_batches=0)
-    run.fit(tiny_module(), tiny_data(synthetic_cache, label_thickness=2))
+    run.fit(tiny_module(label_thickness=2), tiny_data(synthetic_cache, label_thickness=2))
     run.save_checkpoint(tmp_path / "fitted.ckpt")
     module = Vid2VidModule.load_from_checkpoint(tmp_path / "fitted.ckpt").eval()
     assert module.hparams.label_thickness == 2
@@ -253,8 +257,7 @@ def test_fit_records_label_thickness_and_frame_stream_carries_the_previous_frame
             previous = (current, image)
     expected = (((image[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(whole[1], expected)  # the second frame saw the first as its previous
-    thin = list(module.frame_stream(face, landmarks[0], label_thickness=1)(landmarks[:2]))
+    thin_module = tiny_module(label_thickness=1).eval()
+    thin_module.load_state_dict(module.state_dict())
+    thin = list(thin_module.frame_stream(face, landmarks[0])(landmarks[:2]))
     assert not np.array_equal(thin[1], whole[1])
-
-    with pytest.raises(ValueError, match="records no label_thickness"):
-        tiny_module().frame_stream(face, landmarks[0])

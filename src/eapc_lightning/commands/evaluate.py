@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     from eapc_lightning.errors import InputError
     from eapc_lightning.evaluation.run import evaluate_split
     from eapc_lightning.inference.checkpoints import MissingCheckpointError, load_module, resolve_checkpoint
-    from eapc_lightning.inference.pipeline import label_thickness_of
 
     try:
         datamodule = datamodule_from_yaml(args.data, args.cache_dir)
@@ -98,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             label,
             source,
-            label_thickness=1 if vid2vid_found is None else label_thickness_of(vid2vid_found),
             fid_extractor=args.fid_extractor,
             quoted_dataset=None if args.quoted == "all" else args.quoted,
             progress=lambda done, total: bar.update(task, completed=done),

@@ -38,6 +38,8 @@ CONFIG_FILENAME = "config.yaml"
 CHECKPOINT_FOLDER = "checkpoints"
 CSV_FOLDER = "csv"
 RUN_DIR_ENV = "EAPC_RUN_DIR"
+# the vid2vid stage's label-map contract (Vid2VidDataModule draws the maps, Vid2VidModule at inference)
+DATA_TO_MODEL_LINKS = ("image_size", "num_references", "label_thickness")
 
 
 def wandb_api_key_configured() -> bool:
@@ -108,6 +110,10 @@ class EAPCLightningCLI(LightningCLI):
     """LightningCLI that gives every command its own run folder and points loggers/checkpoints into it."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Stage contracts: settings both the data and the model depend on are set once, on the data, and
+        # linked into the model (a pair of classes without the key is left alone).
+        for key in DATA_TO_MODEL_LINKS:
+            parser.link_arguments(f"data.init_args.{key}", f"model.init_args.{key}", apply_on="parse")
         parser.add_argument("--run.root", type=str, default="runs", help="Folder holding all run folders.")
         parser.add_argument(
             "--run.name", type=str, default="default", help="Experiment name: runs go to <root>/<name>/."

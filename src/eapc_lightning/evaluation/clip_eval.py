@@ -78,13 +78,9 @@ def evaluate_clip(
     record,
     a2l_module,
     vid2vid_module=None,
-    label_thickness: int | None = None,
     detector_confidence: float = 0.5,
 ) -> ClipOutcome:
-    """Run and score one cached clip (``record`` from ``LandmarkDataModule.test_clips()``).
-
-    ``label_thickness`` is used only when the vid2vid module does not record its own (older checkpoints).
-    """
+    """Run and score one cached clip (``record`` from ``LandmarkDataModule.test_clips()``)."""
     keys = ("mfcc", "llf", "landmarks", "faces_jpeg", "faces_offsets")
     clip = load_clip(record.path, keys if vid2vid_module is not None else keys[:3])
     arrays = clip.arrays
@@ -96,8 +92,7 @@ def evaluate_clip(
         return outcome
 
     faces = clip.faces(range(len(predicted)))
-    recorded = vid2vid_module.hparams.get("label_thickness") is not None
-    stream = vid2vid_module.frame_stream(faces[0], truth_landmarks[0], None if recorded else label_thickness)
+    stream = vid2vid_module.frame_stream(faces[0], truth_landmarks[0])
     generated = np.stack(list(stream(predicted)))
     size = generated.shape[1]
     truth = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces])

@@ -70,7 +70,6 @@ def evaluate_split(
     out_dir: str | Path,
     dataset_label: str,
     source: str,
-    label_thickness: int = 1,
     fid_extractor: str | torch.nn.Module = "auto",
     quoted_dataset: str | None = None,
     progress=None,
@@ -86,7 +85,7 @@ def evaluate_split(
     figure_clips = []
     for index, record in enumerate(records):
         try:
-            outcome = evaluate_clip(record, a2l_module, vid2vid_module, label_thickness)
+            outcome = evaluate_clip(record, a2l_module, vid2vid_module)
         except Exception as error:  # one bad clip is recorded; the others are still scored
             failures[record.clip_id] = f"{type(error).__name__}: {error}"
             continue

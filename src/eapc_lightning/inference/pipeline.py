@@ -70,17 +70,6 @@ class GenerateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def label_thickness_of(found: FoundCheckpoint) -> int:
-    """The label-map line width in the vid2vid run's config.yaml, else 1.
-
-    Only for checkpoints written before ``Vid2VidModule`` recorded ``label_thickness`` in its
-    hyper-parameters; newer ones carry it themselves.
-    """
-    data = found.config.get("data") or {}
-    init_args = data.get("init_args") or {} if isinstance(data, dict) else {}
-    return int(init_args.get("label_thickness", 1) or 1)
-
-
 def _landmark_frames(landmarks: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for points in landmarks:
         yield landmark_panel(points, size, thickness=max(1, size // 128))
@@ -154,11 +143,8 @@ def generate(
         frame_stream = None
         if vid2vid_found is not None:
             vid2vid_module = load_module("vid2vid", vid2vid_found, options.device)
-            recorded = vid2vid_module.hparams.get("label_thickness") is not None
             frame_stream = vid2vid_module.frame_stream(
-                photo.aligned_face(CANONICAL_FACE_SIZE),
-                photo.reference_landmarks,
-                None if recorded else label_thickness_of(vid2vid_found),
+                photo.aligned_face(CANONICAL_FACE_SIZE), photo.reference_landmarks
             )
         extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames)
         landmark_file = (

@@ -28,8 +28,11 @@ another). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
 
 Inference: :meth:`Vid2VidModule.frame_stream` gives a callable turning landmark chunks into frames with the
 EMA generator, the previous generated frame carried across chunks. The label maps are drawn with the
-``label_thickness`` the module was fitted with: the DataModule's value, copied into the hyper-parameters
-(and so into checkpoints) when fitting starts.
+module's own ``label_thickness`` hyper-parameter (stored in every checkpoint).
+
+Stage contract: ``image_size``, ``num_references`` and ``label_thickness`` describe the data as much as
+the networks. ``eapc fit|test`` link them from the DataModule's settings (``data.init_args.*``, the one
+place a YAML sets them), so module and data can never disagree; built by hand, pass the same values.
 """
 
 import contextlib
@@ -111,10 +114,10 @@ class Vid2VidModule(LightningModule):
         fid_on_validation: bool = True,
         num_grid_samples: int = 4,
         sample_video_clips: int = 4,
-        label_thickness: int | None = None,
+        label_thickness: int = 1,
     ):
         """All arguments are described in the module docstring; ``label_thickness`` is the label maps' line
-        width, None until fitting copies the DataModule's (checkpoints then carry it)."""
+        width in pixels (the DataModule's, linked by the CLI)."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -142,12 +145,14 @@ class Vid2VidModule(LightningModule):
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
-        if stage != "fit":
-            return
         datamodule = getattr(self.trainer, "datamodule", None)
-        thickness = getattr(getattr(datamodule, "hparams", None), "label_thickness", None)
-        if thickness is not None:
-            self.hparams.label_thickness = int(thickness)
+        data_settings = getattr(datamodule, "hparams", {})
+        for key in ("image_size", "num_references", "label_thickness"):
+            if key in data_settings and data_settings[key] != self.hparams[key]:
+                raise ValueError(
+                    f"{key}: the model has {self.hparams[key]}, the data {data_settings[key]}; "
+                    "set it once, in data.init_args (eapc links it into the model)"
+                )
 
     def discriminators(self) -> list[torch.nn.Module]:
         candidates = (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator)
@@ -409,23 +414,14 @@ class Vid2VidModule(LightningModule):
                 )
 
     # ------------------------------------------------------------------ inference
-    def frame_stream(
-        self, reference_image: np.ndarray, reference_landmarks: np.ndarray, label_thickness: int | None = None
-    ) -> "FrameStream":
+    def frame_stream(self, reference_image: np.ndarray, reference_landmarks: np.ndarray) -> "FrameStream":
         """A callable turning (n, 68, 2) canonical landmarks into RGB uint8 frames (eq. 10, EMA generator).
 
         Args:
             reference_image: (H, W, 3) RGB uint8 aligned face crop (any size; resized to ``image_size``).
             reference_landmarks: (68, 2) its landmarks in canonical-frame (256 px) coordinates.
-            label_thickness: label-map line width; None = the one recorded when the module was fitted.
         """
-        thickness = self.hparams.get("label_thickness") if label_thickness is None else label_thickness
-        if thickness is None:
-            raise ValueError(
-                "this vid2vid module records no label_thickness (it was not fitted with a DataModule "
-                "that has one): pass label_thickness"
-            )
-        return FrameStream(self, reference_image, reference_landmarks, int(thickness))
+        return FrameStream(self, reference_image, reference_landmarks, int(self.hparams.label_thickness))
 
 
 class FrameStream:

@@ -6,7 +6,10 @@ experiment files are parsed with the real classes they name.
 
 import csv
 import json
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -281,3 +284,77 @@ def test_wandb_sweep_file_runs_valid_cli_arguments(capsys):
     config = yaml.safe_load(capsys.readouterr().out)
     assert exit_info.value.code == 0 and config["seed_everything"] == seed
     assert config["model"]["init_args"]["network"]["prior_skip"] is False
+
+
+def _eapc(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, "-m", "eapc_lightning.cli", *argv],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+A2L_STACK = [
+    "--config",
+    str(REPO_ROOT / "experiments/a2l.yaml"),
+    "--config",
+    str(REPO_ROOT / "data_modules/synthetic.yaml"),
+]
+
+
+@needs_a2l
+def test_missing_cache_fails_before_any_run_folder_or_logger(tmp_path):
+    missing = tmp_path / "no_cache"
+    result = _eapc(
+        ["fit", *A2L_STACK, f"--data.init_args.cache_dir={missing}", f"--run.root={tmp_path / 'runs'}"],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"eapc fit: {missing / 'clips'}: no prepared clips") and "eapc prepare" in last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.rglob("wandb"))
+
+
+@needs_a2l
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "nearest"),
+    [
+        (
+            "model:\n  init_args:\n    network:\n      audio_hiden: 8\n",
+            "model.init_args.network.audio_hiden",
+            "audio_hidden",
+        ),
+        ("data:\n  init_args:\n    batch_sise: 3\n", "data.init_args.batch_sise", "batch_size"),
+        ("trainer:\n  max_epochz: 3\n", "trainer.max_epochz", "max_epochs"),
+        ("seed_everythin: 3\n", "seed_everythin", "seed_everything"),
+    ],
+)
+def test_mistyped_yaml_key_error_leads_with_file_key_and_nearest_valid_key(yaml_text, key, nearest, tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml_text)
+    result = _eapc(["fit", *A2L_STACK, "--config", str(typo), f"--run.root={tmp_path / 'runs'}"], tmp_path)
+    assert result.returncode == 2
+    lead = result.stderr.splitlines()[0]
+    assert lead.startswith(f"eapc fit: {typo}: unknown key '{key}'") and f"did you mean '{nearest}'" in lead
+    assert "usage:" not in result.stderr and len(result.stderr.splitlines()) < 25
+    assert not (tmp_path / "runs").exists()
+
+
+def test_mistyped_command_line_key_is_attributed_to_the_command_line(tmp_path):
+    result = _eapc(["fit", *A2L_STACK, "--trainer.max_epochz", "3"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        "eapc fit: the command line: unknown key 'trainer.max_epochz' (trainer has no 'max_epochz'); "
+        "did you mean 'max_epochs'?"
+    )
+
+
+def test_version_flag(tmp_path):
+    result = _eapc(["--version"], tmp_path)
+    package = (REPO_ROOT / "src" / "eapc_lightning" / "__init__.py").read_text()
+    declared = re.search(r'__version__ = "([^"]+)"', package).group(1)
+    assert result.returncode == 0 and result.stdout.strip() == f"eapc-lightning {declared}"

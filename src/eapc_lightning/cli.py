@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from eapc_lightning import __version__
+
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 TOOLS = {
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="eapc",
         description="EAPC talking-face framework. Training: eapc {fit,validate,test,predict} --config ...",
     )
+    parser.add_argument("--version", action="version", version=f"eapc-lightning {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in LIGHTNING_SUBCOMMANDS:
         subparsers.add_parser(name, help=f"LightningCLI {name} (see `eapc {name} --help`)", add_help=False)

@@ -24,15 +24,25 @@ W&B: a WandbLogger runs offline when ``WANDB_MODE`` is unset and no API key is c
 (``WANDB_API_KEY`` or ``wandb login``); upload later with ``wandb sync <run>/wandb/offline-run-*``.
 """
 
+import argparse
+import difflib
+import importlib
+import inspect
 import netrc
 import os
+import re
+import sys
 import warnings
 from datetime import datetime
 from pathlib import Path
 
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
+
+from eapc_lightning.data.index import require_clips
+from eapc_lightning.errors import InputError
 
 CONFIG_FILENAME = "config.yaml"
 CHECKPOINT_FOLDER = "checkpoints"
@@ -107,7 +117,17 @@ def _class_name(entry) -> str:
 
 
 class EAPCLightningCLI(LightningCLI):
-    """LightningCLI that gives every command its own run folder and points loggers/checkpoints into it."""
+    """LightningCLI that gives every command its own run folder and points loggers/checkpoints into it.
+
+    Its parsers raise instead of printing a usage dump, so :func:`run_lightning_cli` can lead the error
+    with the line that matters (:func:`explain_parse_error`). Inputs that can be checked from the config
+    alone (the cache folder) are checked before any run folder or logger exists.
+    """
+
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        parser = super().init_parser(**kwargs)
+        parser.exit_on_error = False
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Stage contracts: settings both the data and the model depend on are set once, on the data, and
@@ -127,6 +147,9 @@ class EAPCLightningCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        cache_dir = (config.get("data") or {}).get("init_args", {}).get("cache_dir")
+        if cache_dir is not None:
+            require_clips(cache_dir)
         run_dir = self._resolve_run_folder(config)
         output_dir = run_dir if self.subcommand in (None, "fit") else run_dir / self.subcommand
         self.run_dir, self.output_dir = run_dir, output_dir
@@ -174,18 +197,113 @@ class EAPCLightningCLI(LightningCLI):
                     )
 
 
+TOP_LEVEL_KEYS = (
+    "seed_everything",
+    "trainer",
+    "model",
+    "data",
+    "optimizer",
+    "lr_scheduler",
+    "ckpt_path",
+    "run",
+)
+
+
+def _config_files(argv: list[str]) -> list[Path]:
+    files = []
+    for index, argument in enumerate(argv):
+        if argument in ("--config", "-c") and index + 1 < len(argv):
+            files.append(Path(argv[index + 1]))
+        elif argument.startswith("--config="):
+            files.append(Path(argument.split("=", 1)[1]))
+    return files
+
+
+def _key_paths(tree, prefix: str = ""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            path = f"{prefix}{key}"
+            yield path
+            yield from _key_paths(value, f"{path}.")
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _key_paths(value, prefix)
+
+
+def _where_set(key: str, argv: list[str]) -> tuple[str, str]:
+    """Where an unknown key was given: (the last config file, or "the command line"; its full key path)."""
+    if any(argument.lstrip("-").split("=")[0].split(".")[-1] == key for argument in argv):
+        dotted = next(a.lstrip("-").split("=")[0] for a in argv if a.lstrip("-").split("=")[0].endswith(key))
+        return "the command line", dotted
+    for path in reversed(_config_files(argv)):
+        try:
+            tree = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for dotted in _key_paths(tree):
+            if dotted.split(".")[-1] == key:
+                return str(path), dotted
+    return "the configuration", key
+
+
+def _accepted_names(owner: str) -> list[str]:
+    """Parameter names of a class given by import path, or of a top-level section."""
+    if owner == "":
+        return list(TOP_LEVEL_KEYS)
+    if owner == "trainer":
+        return list(inspect.signature(Trainer.__init__).parameters)[1:]
+    module_name, _, class_name = owner.rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module_name), class_name)
+        return [name for name in inspect.signature(target).parameters if name not in ("args", "kwargs")]
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return []
+
+
+def explain_parse_error(message: str, argv: list[str]) -> str:
+    """The one line that matters in a LightningCLI parse error: file, unknown key, nearest valid key."""
+    unknown = re.findall(r"class_path '([\w.]+)':\s*\n\s*Option '(\w+)' is not accepted", message)
+    if unknown:
+        owner, key = unknown[-1]
+    else:
+        match = re.search(r"does not accept option '([\w.]+)'|unrecognized arguments: --([\w.]+)", message)
+        if match is None:  # not an unknown key (a wrong type, say): the parser's first two lines, joined
+            return " ".join(line.strip() for line in message.strip().splitlines()[:2])
+        dotted = match.group(1) or match.group(2)
+        owner, _, key = dotted.rpartition(".")
+    where, dotted = _where_set(key, argv)
+    nearest = difflib.get_close_matches(key, _accepted_names(owner), n=1, cutoff=0.6)
+    owner_name = owner.rsplit(".", 1)[-1] or "the top level"
+    hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
+    return f"{where}: unknown key '{dotted}' ({owner_name} has no '{key}'){hint}"
+
+
 def run_lightning_cli(argv: list[str]) -> int:
-    """Run ``eapc <subcommand> ...`` with ``argv`` (the arguments after ``eapc``)."""
-    with warnings.catch_warnings():
-        # argv is given explicitly on purpose (the dispatcher strips nothing, tests call in-process)
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        EAPCLightningCLI(
-            LightningModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=RunConfigSaver,
-            save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILENAME},
-            args=argv,
-        )
+    """Run ``eapc <subcommand> ...`` with ``argv`` (the arguments after ``eapc``).
+
+    A parse error exits with status 2 and an input error (a missing cache, say) with 1, each led by one
+    line naming the file and the problem; the parser's own explanation follows a parse error.
+    """
+    subcommand = argv[0] if argv else ""
+    try:
+        with warnings.catch_warnings():
+            # argv is given explicitly on purpose (the dispatcher strips nothing, tests call in-process)
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            EAPCLightningCLI(
+                LightningModule,
+                LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                save_config_callback=RunConfigSaver,
+                save_config_kwargs={"overwrite": True, "config_filename": CONFIG_FILENAME},
+                args=argv,
+            )
+    except argparse.ArgumentError as error:
+        message = str(error)
+        print(f"eapc {subcommand}: {explain_parse_error(message, argv)}", file=sys.stderr)
+        print(f"{message.rstrip()}\n(all options: eapc {subcommand} --help)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except InputError as error:
+        print(f"eapc {subcommand}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     return 0

@@ -57,8 +57,8 @@ def read_record(path: str | Path) -> ClipRecord:
     return record
 
 
-def list_clips(cache_dir: str | Path) -> list[ClipRecord]:
-    """All clips of a cache folder, sorted by clip id (so the result never depends on listing order)."""
+def require_clips(cache_dir: str | Path) -> list[Path]:
+    """The clip files of a cache folder, sorted; InputError naming the folder when it holds none."""
     folder = clips_folder(cache_dir)
     paths = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if not paths:
@@ -66,6 +66,12 @@ def list_clips(cache_dir: str | Path) -> list[ClipRecord]:
             folder,
             f"no prepared clips (*.npz) found; run `eapc prepare --dataset ... --out {Path(cache_dir)}` first",
         )
+    return paths
+
+
+def list_clips(cache_dir: str | Path) -> list[ClipRecord]:
+    """All clips of a cache folder, sorted by clip id (so the result never depends on listing order)."""
+    paths = require_clips(cache_dir)
     records = sorted((read_record(path) for path in paths), key=lambda record: record.clip_id)
     seen: dict[str, Path] = {}
     for record in records:

@@ -172,7 +172,8 @@ def test_shipped_stack_trains_one_step_with_its_loggers(stack, tiny_cache, tmp_p
     argv = ["fit", *config_arguments(files, tmp_path), f"--data.init_args.cache_dir={tiny_cache}"]
     eapc(argv + [*ONE_STEP, *overrides, f"--run.dir={run_dir}"], tmp_path)
 
-    assert (run_dir / "config.yaml").is_file()
+    for record_file in ("config.yaml", "versions.json", "git.json"):  # the CLI's always-on run records
+        assert (run_dir / record_file).is_file(), record_file
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     record = json.loads((run_dir / "metrics.json").read_text())
     assert any(key.startswith("val/") for key in record["metrics"])

@@ -15,10 +15,10 @@ folder's ``checkpoints/``. The CLI fills in the output locations of the configur
 checkpoint callbacks (``save_dir``, ``dirpath``), so YAML never names a folder:
 
     config.yaml        the resolved configuration (every default filled in)
-    versions.json      package versions; git.json: revision and dirty flag (RunMetadata callback)
+    versions.json      package versions; git.json: revision and dirty flag (RunMetadata, always on)
     checkpoints/       best.ckpt (by the monitored metric) and last.ckpt (fit)
     csv/metrics.csv    CSVLogger output; wandb/: W&B files (offline unless an API key is configured)
-    metrics.json       final metric values (FinalMetrics callback)
+    metrics.json       final metric values (FinalMetrics, always on)
 
 W&B: a WandbLogger runs offline when ``WANDB_MODE`` is unset and no API key is configured
 (``WANDB_API_KEY`` or ``wandb login``); upload later with ``wandb sync <run>/wandb/offline-run-*``.
@@ -119,10 +119,21 @@ def _class_name(entry) -> str:
 class EAPCLightningCLI(LightningCLI):
     """LightningCLI that gives every command its own run folder and points loggers/checkpoints into it.
 
-    Its parsers raise instead of printing a usage dump, so :func:`run_lightning_cli` can lead the error
+    Every run gets ``RunMetadata`` (versions.json, git.json) and ``FinalMetrics`` (metrics.json) without
+    listing them: experiment YAMLs list only the callbacks that are theirs. Its parsers raise instead of printing a usage dump, so :func:`run_lightning_cli` can lead the error
     with the line that matters (:func:`explain_parse_error`). Inputs that can be checked from the config
     alone (the cache folder) are checked before any run folder or logger exists.
     """
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The configured Trainer plus the callbacks every run has (run records), unless already listed."""
+        from eapc_lightning.lit.callbacks import FinalMetrics, RunMetadata
+
+        trainer = super().instantiate_trainer(**kwargs)
+        for always_on in (RunMetadata, FinalMetrics):
+            if not any(isinstance(callback, always_on) for callback in trainer.callbacks):
+                trainer.callbacks.append(always_on())
+        return trainer
 
     def init_parser(self, **kwargs) -> LightningArgumentParser:
         parser = super().init_parser(**kwargs)

@@ -156,3 +156,40 @@ def test_quoted_rows_are_the_papers_and_marked():
     assert all(row.quoted for row in rows)
     sinha_mead = next(r for r in rows if r.dataset == "MEAD" and r.method.startswith("(Sinha"))
     assert sinha_mead.values["M-LVD"] == 0.77 and sinha_mead.values["FID"] == 35.41
+
+
+def test_data_yaml_is_parsed_and_checked_like_eapc_fit(tmp_path):
+    from eapc_lightning.commands.evaluate import datamodule_from_yaml
+    from eapc_lightning.errors import InputError
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "data:\n  class_path: eapc_lightning.data.datamodule.LandmarkDataModule\n"
+        "  init_args:\n    batch_sise: 3\n"
+    )
+    with pytest.raises(
+        InputError, match=r"unknown key 'data\.init_args\.batch_sise'.*did you mean 'batch_size'"
+    ):
+        datamodule_from_yaml(typo, None)
+    wrong_type = tmp_path / "wrong_type.yaml"
+    wrong_type.write_text(
+        "data:\n  class_path: eapc_lightning.data.datamodule.LandmarkDataModule\n"
+        "  init_args:\n    window: many\n"
+    )
+    with pytest.raises(InputError, match=str(wrong_type)):
+        datamodule_from_yaml(wrong_type, None)
+
+
+def test_data_yaml_defaults_come_from_the_datamodule(models, tmp_path):
+    """A data YAML with only a class path and a cache gets LandmarkDataModule's defaults, as eapc fit does."""
+    import inspect
+
+    from eapc_lightning.commands.evaluate import datamodule_from_yaml
+    from eapc_lightning.data.datamodule import LandmarkDataModule
+
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("data:\n  class_path: eapc_lightning.data.datamodule.LandmarkDataModule\n")
+    datamodule = datamodule_from_yaml(minimal, str(models.cache))
+    defaults = inspect.signature(LandmarkDataModule).parameters
+    assert datamodule.hparams.window == defaults["window"].default
+    assert datamodule.hparams.cache_dir == str(models.cache)

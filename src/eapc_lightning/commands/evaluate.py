@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 QUOTED_CHOICES = ("MEAD", "CREMA-D", "all")
 
 
@@ -42,22 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def datamodule_from_yaml(path: Path, cache_dir: str | None):
-    """The LandmarkDataModule a dataset YAML describes (its ``data.init_args``), set up."""
+    """The LandmarkDataModule a dataset YAML describes, parsed and checked as ``eapc fit`` does, set up."""
+    from jsonargparse import ActionConfigFile
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from eapc_lightning.commands.lightning import explain_parse_error
     from eapc_lightning.data.datamodule import LandmarkDataModule
     from eapc_lightning.errors import InputError
 
     if not path.is_file():
         raise InputError(path, "dataset YAML not found")
-    config = yaml.safe_load(path.read_text()) or {}
-    data = config.get("data") or {}
-    if not str(data.get("class_path", "")).endswith("LandmarkDataModule"):
+    parser = LightningArgumentParser(exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_lightning_class_args(LandmarkDataModule, "data", subclass_mode=True, required=True)
+    argv = ["--config", str(path)] + (
+        [] if cache_dir is None else [f"--data.init_args.cache_dir={cache_dir}"]
+    )
+    try:
+        datamodule = parser.instantiate_classes(parser.parse_args(argv)).data
+    except argparse.ArgumentError as error:
+        reason = explain_parse_error(str(error), argv).removeprefix(f"{path}: ")
         raise InputError(
-            path, "expected data.class_path to be eapc_lightning.data.datamodule.LandmarkDataModule"
-        )
-    init_args = dict(data.get("init_args") or {})
-    if cache_dir is not None:
-        init_args["cache_dir"] = cache_dir
-    datamodule = LandmarkDataModule(**init_args)
+            path, f"{reason} (expected a LandmarkDataModule config, e.g. data_modules/synthetic.yaml)"
+        ) from None
     datamodule.setup("test")
     return datamodule
 

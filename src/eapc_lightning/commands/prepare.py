@@ -1,6 +1,8 @@
 """``eapc prepare``: decode raw media, detect landmarks and extract audio features into a clip cache.
 
-Exit status 0 when the run finished (failed items are recorded in the summary), 2 on usage errors.
+Exit status 0 when the run finished (failed items are recorded in the summary), 2 on usage errors:
+invalid arguments, a root holding no clips in the dataset's layout, filters that select nothing, or a
+cache folder that cannot be written (each a one-line message naming the path).
 """
 
 import argparse
@@ -82,6 +84,12 @@ def brief_summary(summary: dict) -> str:
         f"prepared {counts['ok']} item(s), {counts['skipped']} up to date, {counts['failed']} failed; "
         f"{summary['frames_prepared']} frames in {summary['seconds']:.1f} s",
     ]
+    shard = summary["shard"]
+    if not summary["items"]:
+        lines.append(
+            f"  shard {shard['index']} of {shard['count']} holds no items: "
+            f"{summary.get('selected_items', 0)} item(s) selected for all shards"
+        )
     failures = [record for record in summary["items"] if record["status"] == "failed"]
     for record in failures[:SHOWN_FAILURES]:
         lines.append(f"  failed {record['item']}: {record['reason']}")

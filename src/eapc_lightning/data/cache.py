@@ -24,12 +24,16 @@ meta               () str              JSON: clip_id, dataset, speaker, emotion,
 
 ``emotion`` in meta is a name from eapc_lightning.constants.EMOTIONS or null (unlabelled);
 ``level`` is 1-3 or null.
+
+A clip file is an uncompressed ``.npz`` whose bytes depend on its arrays and meta only (members in a
+fixed order with a fixed timestamp), so preparing the same clip twice gives the same file.
 """
 
 import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +50,9 @@ CLIP_ARRAYS = (
     "faces_jpeg",
     "faces_offsets",
 )
+
+
+_MEMBER_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can carry
 
 
 def _current_umask() -> int:
@@ -123,9 +130,25 @@ def save_clip(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> No
     missing = [key for key in CLIP_ARRAYS if key not in arrays]
     if missing:
         raise KeyError(f"clip arrays missing {missing}")
+    members = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    members.update((key, arrays[key]) for key in CLIP_ARRAYS)
+    atomic_write_bytes(path, npz_bytes(members))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An uncompressed ``.npz`` archive of ``arrays`` (readable with ``np.load``), reproducible byte for byte.
+
+    ``np.savez`` stamps every member with the current time; here members carry a fixed date, so the
+    bytes depend on the arrays and their order only.
+    """
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta, sort_keys=True)), **{k: arrays[k] for k in CLIP_ARRAYS})
-    atomic_write_bytes(path, buffer.getvalue())
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_MEMBER_DATE)
+            info.external_attr = 0o644 << 16
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def load_clip(path: str | Path, keys: tuple[str, ...] = CLIP_ARRAYS) -> CachedClip:

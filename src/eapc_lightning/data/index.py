@@ -8,6 +8,7 @@ and a re-prepared clip is read again.
 """
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def read_record(path: str | Path) -> ClipRecord:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     record = _records_by_file.get(key)
     if record is None:
-        record = _record_from_meta(path, _read_meta(path))
+        record = _record_from_meta(path, read_clip_meta(path))
         _records_by_file[key] = record
     return record
 
@@ -81,11 +82,12 @@ def list_clips(cache_dir: str | Path) -> list[ClipRecord]:
     return records
 
 
-def _read_meta(path: Path) -> dict:
+def read_clip_meta(path: Path) -> dict:
+    """A cached clip's metadata; InputError naming the file when it is missing, truncated or not a clip."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             return json.loads(str(archive["meta"]))
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(path, f"not a readable cached clip ({type(error).__name__}: {error})") from error
 
 

@@ -13,24 +13,35 @@ Per item (one raw clip):
 6. MFCC windows and LLFs for the T frames; every segment written with ``save_clip``.
 
 Bookkeeping: ``manifest.json`` (or ``manifest.shard-<i>-of-<K>.json`` per shard) lists, per item, the
-sources with their size and mtime, the settings hash and the clip files written; ``summary*.json``
-records every item as ok / skipped / failed with reasons and warnings. A re-run skips items whose
-sources and settings are unchanged (read from the manifest, or from the clips' own metadata when a
-run was killed before its manifest was written) and redoes stale ones, removing clip files they no
-longer produce. Every file is written atomically; temporary files left by a killed run of the same
-shard are removed at start. A failing item never stops the batch.
+sources with their size and mtime, the settings hash and the clip files written, each with its size and
+a cheap checksum (``file_fingerprint``: SHA-1 of the size, the first 64 KiB and the last 64 KiB);
+``summary*.json`` records every item as ok / skipped / failed with reasons and warnings. A re-run
+skips items whose sources and settings are unchanged and whose clip files still have the recorded size
+and checksum (read from the manifest, or, when a run was killed before its manifest was written, from
+the clips' own metadata, which a truncated file cannot give); it redoes stale or damaged ones, removing
+clip files they no longer produce. Every file is written atomically; temporary files left by a killed
+run of the same shard are removed at start. A failing item never stops the batch.
+
+Before any work the run checks its arguments: a root holding no clip in the dataset's layout, filters
+that select nothing, or a cache folder that cannot be written stop it with a PrepareUsageError.
+Worker processes end with the prepare process, even when it is killed with SIGKILL (``_end_with_parent``).
 """
 
 import concurrent.futures
 import contextlib
+import ctypes
 import dataclasses
 import glob
 import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures.process import BrokenProcessPool
@@ -43,6 +54,7 @@ import numpy as np
 from eapc_lightning.audio import AudioFeatureConfig, extract_features, load_audio
 from eapc_lightning.constants import VIDEO_FPS
 from eapc_lightning.data.cache import atomic_write_json, encode_faces, save_clip
+from eapc_lightning.data.index import read_clip_meta
 from eapc_lightning.data.sources import DATASETS, SourceItem, enumerate_items, filter_items
 from eapc_lightning.data.video import iter_frames, probe_video
 from eapc_lightning.errors import InputError
@@ -54,6 +66,9 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 1  # bump when the pipeline's output changes for the same settings
 DEFAULT_MAX_GAP = 12  # frames (0.48 s at 25 fps) filled by interpolation
 MANIFEST_FLUSH_SECONDS = 2.0
+FINGERPRINT_BYTES = 64 * 1024  # read from each end of a clip file for its checksum
+PARENT_POLL_SECONDS = 0.5  # how often a worker checks that the prepare process is still there
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
 _SEGMENT_SUFFIX = re.compile(r"_seg\d+$")
 
@@ -314,28 +329,65 @@ def cached_clip_paths(out: str | Path) -> list[Path]:
 
 
 def _read_meta(path: Path) -> dict | None:
+    """A clip file's metadata, or None when the file cannot be read (missing, truncated, not a clip)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return json.loads(str(archive["meta"]))
-    except (OSError, ValueError, KeyError):
+        return read_clip_meta(path)
+    except InputError:
         return None
 
 
+def file_fingerprint(path: str | Path) -> dict:
+    """Size and checksum of a clip file, as the manifest records them: ``{"size": bytes, "sha1": hex}``.
+
+    The checksum is the SHA-1 of the size (in decimal), the first 64 KiB and the last 64 KiB of the file
+    (the whole file when it is smaller), so checking a large cache reads at most 128 KiB per clip. It
+    catches truncation (the size, and the zip directory at the end of every ``.npz``) and rewrites of
+    either end of the file; damage confined to the middle of a large file goes unnoticed.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        digest = hashlib.sha1(str(size).encode())
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            handle.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            digest.update(handle.read(FINGERPRINT_BYTES))
+    return {"size": size, "sha1": digest.hexdigest()}
+
+
+def _files_intact(names: list[str], files: dict, clips_dir: Path) -> bool:
+    """Whether every clip file still has the size (checked first, from a stat) and checksum recorded."""
+    for name in names:
+        recorded = files.get(name)
+        path = clips_dir / f"{name}.npz"
+        try:
+            if recorded is None or path.stat().st_size != recorded.get("size"):
+                return False
+            if file_fingerprint(path)["sha1"] != recorded.get("sha1"):
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def _is_current(entry: dict, stats: dict, settings_hash: str) -> bool:
+    """Whether a manifest entry or clip meta was made from these sources with these settings."""
     return entry.get("settings_hash") == settings_hash and all(
         entry.get(key) == stats[key] for key in _STAT_KEYS
     )
 
 
 def _up_to_date(item: SourceItem, entry: dict | None, clips_dir: Path, settings_hash: str) -> dict | None:
-    """The manifest entry for ``item`` when its clips are current, else None."""
+    """The manifest entry for ``item`` when its clips are current and intact, else None."""
     stats = source_stats(item)
     if stats["video_size"] is None:
         return None
     if entry is not None and _is_current(entry, stats, settings_hash):
-        if all((clips_dir / f"{name}.npz").is_file() for name in entry["clips"]):
-            return entry
-    # a killed run may have written clips but not yet its manifest: trust the clips' own metadata
+        files = entry.get("files")
+        if files is not None:  # the clip files must be the ones this entry recorded
+            return entry if _files_intact(entry["clips"], files, clips_dir) else None
+        # an entry without file records (an older manifest): the clips' own metadata decide below
+    # a killed run may have written clips but not yet its manifest: trust the clips' own metadata,
+    # which only a whole file yields
     for first in (f"{item.clip_id}.npz", f"{item.clip_id}_seg0.npz"):
         meta = _read_meta(clips_dir / first) if (clips_dir / first).is_file() else None
         if meta is None or meta.get("item") != item.clip_id or not _is_current(meta, stats, settings_hash):
@@ -345,19 +397,22 @@ def _up_to_date(item: SourceItem, entry: dict | None, clips_dir: Path, settings_
             m is not None and m.get("item") == item.clip_id and _is_current(m, stats, settings_hash)
             for m in metas
         ):
-            return _manifest_entry(item, settings_hash, metas)
+            return _manifest_entry(item, settings_hash, metas, clips_dir)
     return None
 
 
-def _manifest_entry(item: SourceItem, settings_hash: str, metas: list[dict]) -> dict:
-    """An item's manifest entry, from the metadata of the clips it produced (sources as they were read)."""
+def _manifest_entry(item: SourceItem, settings_hash: str, metas: list[dict], clips_dir: Path) -> dict:
+    """An item's manifest entry, from the metadata of the clips it produced (sources as they were read)
+    and the size and checksum of each clip file as it is now (``file_fingerprint``)."""
+    names = [meta["clip_id"] for meta in metas]
     return {
         "dataset": item.dataset,
         "speaker": item.speaker,
         "emotion": item.emotion,
         "level": item.level,
         "settings_hash": settings_hash,
-        "clips": [meta["clip_id"] for meta in metas],
+        "clips": names,
+        "files": {name: file_fingerprint(clips_dir / f"{name}.npz") for name in names},
         "num_frames": [int(meta["num_frames"]) for meta in metas],
         "warnings": list(metas[0].get("warnings", [])),
         **{key: metas[0][key] for key in _STAT_KEYS},
@@ -401,7 +456,38 @@ def _remove_own_temp_files(out: Path, own_ids: set[str], own_files: set[str]) ->
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(settings: PrepareSettings, clips_dir: str, settings_hash: str) -> None:
+def _end_with_parent(lifeline) -> None:
+    """Make this worker process exit as soon as the prepare process is gone, however that ended.
+
+    Workers are forked from the forkserver, not from the prepare process, and hold the other ends of
+    the pool's queues and of the forkserver's liveness pipe: after a SIGKILL of the prepare process
+    nothing would ever tell them to stop, and the forkserver and the resource tracker, which wait for
+    those pipes to close, would stay too. Two guards: on Linux the kernel kills the worker when its
+    parent (the forkserver) dies (parent-death signal), and a watchdog thread ends the worker when
+    ``lifeline``, the reading end of a pipe whose only writer is the prepare process, reaches end of
+    file, or when the worker's parent changes (checked every PARENT_POLL_SECONDS). With the workers
+    gone, the forkserver and the resource tracker see their pipes close and exit on their own.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            try:
+                gone = lifeline.poll(PARENT_POLL_SECONDS)  # nobody writes: readable means end of file
+            except (OSError, EOFError):
+                gone = True
+            if gone or os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="prepare-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(settings: PrepareSettings, clips_dir: str, settings_hash: str, lifeline=None) -> None:
+    if lifeline is not None:
+        _end_with_parent(lifeline)
     import cv2
     import torch
 
@@ -445,8 +531,14 @@ def _run_pool(items: list[SourceItem], workers: int, initargs: tuple, on_result)
     # librosa's JIT code once (prepare_warmup).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["eapc_lightning.data.prepare_warmup"])
-    with _main_script_not_rerun():
-        _pool_loop(queue, workers, context, initargs, on_result)
+    # the workers watch the reading end; this process holds the only writing end until the pool is done
+    lifeline, keep_alive = context.Pipe(duplex=False)
+    try:
+        with _main_script_not_rerun():
+            _pool_loop(queue, workers, context, (*initargs, lifeline), on_result)
+    finally:
+        keep_alive.close()
+        lifeline.close()
 
 
 def _pool_loop(queue: list[SourceItem], workers: int, context, initargs: tuple, on_result) -> None:
@@ -492,14 +584,56 @@ def _check_usage(
         raise PrepareUsageError("--workers must be at least 1")
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise PrepareUsageError(f"--shard-index must be in [0, {num_shards}) and --num-shards at least 1")
-    if limit is not None and limit < 0:
-        raise PrepareUsageError("--limit must not be negative")
+    if limit is not None and limit < 1:
+        raise PrepareUsageError(f"--limit must be at least 1 (--limit {limit} selects no items)")
     if crop_size < 16:
         raise PrepareUsageError("--crop-size must be at least 16")
     if max_gap < 0:
         raise PrepareUsageError("--max-gap must not be negative")
     if gap_policy not in GAP_POLICIES:
         raise PrepareUsageError(f"--gap-policy must be one of {', '.join(GAP_POLICIES)}")
+
+
+def _filters_text(speakers, emotions, views) -> str:
+    named = [
+        f"--{flag} {','.join(values)}"
+        for flag, values in (("speakers", speakers), ("emotions", emotions), ("views", views))
+        if values
+    ]
+    return " ".join(named)
+
+
+def _found_text(items: list[SourceItem]) -> str:
+    """What the filters could have selected: the speakers, emotions and views found."""
+    parts = []
+    for name, values in (
+        ("speakers", {item.speaker for item in items}),
+        ("emotions", {item.emotion or item.extra.get("emotion_folder") for item in items}),
+        ("views", {item.view for item in items}),
+    ):
+        values = sorted(value for value in values if value is not None)
+        if values:
+            shown = ", ".join(values[:10]) + (f" and {len(values) - 10} more" if len(values) > 10 else "")
+            parts.append(f"{name} {shown}")
+    return "; ".join(parts)
+
+
+def _select(dataset, root, *, limit, speakers, emotions, views, labels_csv) -> list[SourceItem]:
+    """Every shard's items, filtered, sorted and cut to ``limit``; PrepareUsageError when none is left."""
+    try:
+        found = enumerate_items(dataset, root, labels_csv=labels_csv)
+    except (InputError, ValueError) as error:
+        raise PrepareUsageError(str(error)) from error
+    items = filter_items(found, speakers=speakers, emotions=emotions, views=views)
+    if not items:
+        raise PrepareUsageError(
+            f"{root}: {len(found)} clip(s) found, but none matches "
+            f"{_filters_text(speakers, emotions, views)} (found {_found_text(found)})"
+        )
+    items.sort(key=lambda item: (item.clip_id, str(item.video)))
+    if limit is not None:
+        items = items[:limit]
+    return items
 
 
 def select_items(
@@ -514,16 +648,39 @@ def select_items(
     views: Iterable[str] | None = ("front",),
     labels_csv: str | Path | None = None,
 ) -> list[SourceItem]:
-    """The items one shard prepares: filtered, sorted by clip id, cut to ``limit``, then every K-th."""
-    try:
-        items = enumerate_items(dataset, root, labels_csv=labels_csv)
-    except (InputError, ValueError) as error:
-        raise PrepareUsageError(str(error)) from error
-    items = filter_items(items, speakers=speakers, emotions=emotions, views=views)
-    items.sort(key=lambda item: (item.clip_id, str(item.video)))
-    if limit is not None:
-        items = items[:limit]
+    """The items one shard prepares: filtered, sorted by clip id, cut to ``limit``, then every K-th.
+
+    Raises PrepareUsageError when the root holds no clips in the dataset's layout or the filters leave
+    none; a shard may still be empty when there are fewer items than shards.
+    """
+    items = _select(
+        dataset, root, limit=limit, speakers=speakers, emotions=emotions, views=views, labels_csv=labels_csv
+    )
     return items[shard_index::num_shards]
+
+
+def check_writable(out: str | Path) -> None:
+    """Create the cache folder ``out`` (with ``clips/``) and prove a file can be written there.
+
+    Raises PrepareUsageError with a one-line reason naming the path (a file in the way, no permission,
+    a read-only file system) instead of letting the first clip write fail.
+    """
+    out = Path(out)
+    blocking = next((path for path in (out, *out.parents) if path.exists() and not path.is_dir()), None)
+    if blocking is not None:
+        raise PrepareUsageError(
+            f"--out {out}: cannot create the cache folder there, {blocking} is a file, not a folder"
+        )
+    try:
+        (out / "clips").mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".eapc-write-check-", dir=out / "clips")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        where = error.filename or out
+        raise PrepareUsageError(
+            f"--out {out}: the cache folder cannot be written ({where}: {error.strerror or error})"
+        ) from error
 
 
 def prepare_dataset(
@@ -564,22 +721,15 @@ def prepare_dataset(
         settings.gap_policy,
     )
     started = time.monotonic()
+    selected = _select(
+        dataset, root, limit=limit, speakers=speakers, emotions=emotions, views=views, labels_csv=labels_csv
+    )
+    items = selected[shard_index::num_shards]
     out = Path(out)
+    check_writable(out)
     clips_dir = out / "clips"
-    clips_dir.mkdir(parents=True, exist_ok=True)
     suffix = shard_suffix(num_shards, shard_index)
     manifest_path, summary_path = out / f"manifest{suffix}.json", out / f"summary{suffix}.json"
-    items = select_items(
-        dataset,
-        root,
-        num_shards=num_shards,
-        shard_index=shard_index,
-        limit=limit,
-        speakers=speakers,
-        emotions=emotions,
-        views=views,
-        labels_csv=labels_csv,
-    )
     settings_hash = settings.digest()
     _remove_own_temp_files(out, {item.clip_id for item in items}, {manifest_path.name, summary_path.name})
 
@@ -630,7 +780,7 @@ def prepare_dataset(
         if record["status"] == "ok":
             metas = [_read_meta(clips_dir / f"{name}.npz") for name in record["clips"]]
             if all(meta is not None for meta in metas):
-                entries[item.clip_id] = _manifest_entry(item, settings_hash, metas)
+                entries[item.clip_id] = _manifest_entry(item, settings_hash, metas, clips_dir)
             else:
                 record.update(
                     status="failed", reason=f"{item.video}: a written clip file cannot be read back"
@@ -661,6 +811,7 @@ def prepare_dataset(
         "root": str(Path(root).resolve()),
         "out": str(out.resolve()),
         "shard": {"index": shard_index, "count": num_shards},
+        "selected_items": len(selected),  # over all shards, after the filters and the limit
         "settings_hash": settings_hash,
         "counts": counts,
         "frames_prepared": sum(r["frames"] for r in ordered if r["status"] == "ok"),

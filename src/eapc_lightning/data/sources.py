@@ -14,7 +14,10 @@ Three layouts are understood (see docs/data.md):
 
 Enumeration never raises for one bad item: a name that cannot be parsed gives a ``SourceItem`` whose
 ``error`` says why, so the batch records it and carries on. Problems with the root itself (missing
-folder, malformed labels CSV) raise ``InputError``.
+folder, no clip at all in the dataset's layout, malformed labels CSV) raise ``InputError``; the
+"no clips" error of every dataset comes from ``no_clips_error``, which names the root, shows one
+example path of the expected layout and, where it can tell, says that the root looks one level too
+deep or too shallow.
 """
 
 import csv
@@ -36,6 +39,14 @@ _CREMA_D_NAME = re.compile(
     r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{2})$"
 )
 _MEAD_LEVEL = re.compile(r"^level_(?P<level>\d+)$")
+DATASET_NAMES = {"mead": "MEAD", "crema_d": "CREMA-D", "folder": "video"}
+# one example path per layout, shown when a root holds no clips
+LAYOUT_EXAMPLES = {
+    "mead": "<root>/M003/video/front/angry/level_1/001.mp4 (speech in <root>/M003/audio/angry/level_1/001.m4a)",
+    "crema_d": "<root>/VideoFlash/1001_DFA_ANG_XX.flv (speech in <root>/AudioWAV/1001_DFA_ANG_XX.wav)",
+    "folder": "<root>/<any subfolders>/<clip>.mp4 (or .mov, .mkv, .flv; speech in its own audio track "
+    "or a same-named .wav beside it)",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -104,6 +115,48 @@ def _require_dir(root: Path, what: str) -> None:
         raise InputError(root, f"{what} folder not found")
 
 
+def _first_match(root: Path, patterns: tuple[str, ...]) -> Path | None:
+    for pattern in patterns:
+        for match in sorted(root.glob(pattern)):
+            if match.is_dir():
+                return match
+    return None
+
+
+def _layout_hint(dataset: str, root: Path) -> str | None:
+    """Where the dataset's layout really starts, when ``root`` is one or two levels off."""
+    if dataset == "mead":
+        if (root / "video").is_dir() or (root / "audio").is_dir():
+            return (
+                f"{root} looks like one speaker's folder: pass the folder holding the speakers, {root.parent}"
+            )
+        # a root below <speaker>/video/ (view, emotion or level folder): the layout's root is above it
+        above = next((parent for parent in (root, *root.parents[:3]) if parent.name == "video"), None)
+        if above is not None and len(above.parents) >= 2:
+            return f"{root} lies inside one speaker's folder: pass {above.parent.parent}"
+        deeper = _first_match(root, ("*/*/video", "*/*/*/video"))
+        if deeper is not None:
+            return f"the speaker folders seem to be deeper: pass {deeper.parent.parent}"
+    elif dataset == "crema_d":
+        if root.name in ("VideoFlash", "AudioWAV"):
+            return f"{root} is one of CREMA-D's subfolders: pass its parent {root.parent}"
+        deeper = _first_match(root, ("*/VideoFlash", "*/*/VideoFlash"))
+        if deeper is not None:
+            return f"VideoFlash seems to be deeper: pass {deeper.parent}"
+    return None
+
+
+def no_clips_error(dataset: str, root: str | Path) -> InputError:
+    """The error for a root holding no clip of ``dataset``: what was expected there, and a hint."""
+    root = Path(root)
+    reason = (
+        f"no {DATASET_NAMES[dataset]} clips found under this root; "
+        f"--dataset {dataset} expects a layout like {LAYOUT_EXAMPLES[dataset]}"
+    )
+    hint = _layout_hint(dataset, root)
+    return InputError(root, reason if hint is None else f"{reason}; {hint}")
+
+
 def mead_items(root: str | Path) -> list[SourceItem]:
     """All videos under ``root/<speaker>/video/``, labelled from their MEAD path."""
     root = Path(root)
@@ -157,7 +210,8 @@ def crema_d_items(root: str | Path) -> list[SourceItem]:
     root = Path(root)
     _require_dir(root, "dataset root")
     video_dir = root / "VideoFlash"
-    _require_dir(video_dir, "CREMA-D VideoFlash")
+    if not video_dir.is_dir():
+        raise no_clips_error("crema_d", root)
     items = []
     for video in sorted(p for p in video_dir.iterdir() if _is_video(p)):
         wav = root / "AudioWAV" / f"{video.stem}.wav"
@@ -292,16 +346,23 @@ def folder_items(root: str | Path, labels_csv: str | Path | None = None) -> list
 def enumerate_items(
     dataset: str, root: str | Path, *, labels_csv: str | Path | None = None
 ) -> list[SourceItem]:
-    """Every item of ``dataset`` under ``root``, sorted by path (the order shards split)."""
+    """Every item of ``dataset`` under ``root``, sorted by path (the order shards split).
+
+    Raises InputError (from ``no_clips_error``) when the root holds no clip in the dataset's layout.
+    """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset '{dataset}' (expected one of {', '.join(DATASETS)})")
     if labels_csv is not None and dataset != "folder":
         raise ValueError("a labels CSV applies to the folder dataset only")
     if dataset == "mead":
-        return mead_items(root)
-    if dataset == "crema_d":
-        return crema_d_items(root)
-    return folder_items(root, labels_csv)
+        items = mead_items(root)
+    elif dataset == "crema_d":
+        items = crema_d_items(root)
+    else:
+        items = folder_items(root, labels_csv)
+    if not items:
+        raise no_clips_error(dataset, root)
+    return items
 
 
 def filter_items(

@@ -4,6 +4,7 @@ Frames come from the HDTF sample in the shared test media (a real face that Medi
 down so that tests stay fast; its speech is re-encoded at whatever rate and layout a test needs.
 """
 
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from eapc_lightning.audio import load_audio
 from eapc_lightning.data.video import read_video
 
 HDTF_CLIP = "hdtf/WDA_KatieHill_000.mp4"
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1) -> Path:
+    """16-bit PCM wav of float samples in [-1, 1] ((n,) mono or (channels, n))."""
+    data = np.clip(np.asarray(samples, np.float32), -1, 1)
+    pcm = (data * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.T.reshape(-1).tobytes() if channels > 1 else pcm.tobytes())
+    return path
 
 
 class RealMedia:

@@ -1,7 +1,6 @@
 """``eapc generate``: real speech + a real face -> mp4 with sound; bad inputs; chunking; checkpoint search."""
 
 import shutil
-import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_ch
 from eapc_lightning.inference.face_photo import MultipleFacesWarning, load_face_photo
 from eapc_lightning.inference.features import ChunkedFeatureExtractor
 from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
+from prepare_media import write_wav
 from tiny_models import tiny_models_once
 
 SPEECH = "hdtf/RD_Radio31_000.wav"
@@ -41,17 +41,6 @@ def a2l_module(models):
 @pytest.fixture
 def face(shared_data) -> Path:
     return shared_data / "crema_d" / "faces" / "img01.png"
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1) -> Path:
-    data = np.clip(np.asarray(samples, np.float32), -1, 1)
-    pcm = (data * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(channels)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(pcm.T.reshape(-1).tobytes() if channels > 1 else pcm.tobytes())
-    return path
 
 
 def write_stereo_mp3(path: Path, seconds: float, rate: int = 44100) -> Path:

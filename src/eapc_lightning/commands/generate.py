@@ -1,8 +1,21 @@
-"""``eapc generate``: speech + a face photo -> a talking-face mp4 with sound (docs/generate.md)."""
+"""``eapc generate``: speech + a face photo -> a talking-face mp4 with sound (docs/generate.md).
+
+Exit status: 0 written; 1 a bad input, output path, device or checkpoint (one line on stderr naming it;
+output paths, device and checkpoint kinds are checked before any model is loaded or audio decoded); 2 a bad
+combination of options; 130 interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM, reported as an exit
+status, not by re-raising the signal). On SIGINT and SIGTERM the command unwinds like any error, so
+no temporary file is left beside the output, and prints one line (``eapc generate: interrupted`` or
+``eapc generate: terminated``). A second SIGTERM while it unwinds ends it at once; a temporary file left
+that way (or by SIGKILL) is removed by the next run writing the same output.
+"""
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, EMOTIONS
@@ -70,15 +83,63 @@ def _progress_bar(enabled: bool):
     return bar, update
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; unwinds like KeyboardInterrupt, so every ``finally`` and cleanup runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.intensity is not None and args.emotion is None:
+        print("eapc generate: --intensity needs --emotion", file=sys.stderr)
+        return 2
+    with _sigterm_raises():
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            print("eapc generate: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Terminated:
+            print("eapc generate: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+
+
+def _run(args: argparse.Namespace) -> int:
     from eapc_lightning.errors import InputError
+    from eapc_lightning.render.video import check_output_path
+
+    try:  # before the heavy imports: a path that cannot be written fails in a fraction of a second
+        for path in (args.out, args.save_landmarks):
+            if path is not None:
+                check_output_path(path)
+    except InputError as error:
+        print(f"eapc generate: {error}", file=sys.stderr)
+        return 1
+
     from eapc_lightning.inference.checkpoints import MissingCheckpointError
     from eapc_lightning.inference.face_photo import MultipleFacesWarning
     from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
 
-    if args.intensity is not None and args.emotion is None:
-        print("eapc generate: --intensity needs --emotion", file=sys.stderr)
-        return 2
     options = GenerateOptions(
         audio=args.audio,
         face=args.face,

@@ -14,10 +14,13 @@ does not grow with the length of the speech:
    with the original speech (resampled to 16 kHz mono) muxed in sync and cut to the video's length.
 
 The video has ``floor(duration * 25)`` frames: the last partial 40 ms of speech is dropped.
+
+Before any work the output paths (``out``, ``landmarks_npy``), the device and the kind of each checkpoint
+are checked, so a path that cannot be written, a device this machine lacks or the other model's checkpoint
+fails at once, not after the audio was decoded or the whole video made.
 """
 
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,11 +32,22 @@ import numpy as np
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, VIDEO_FPS
 from eapc_lightning.errors import InputError
 from eapc_lightning.inference.audio_stream import StreamedAudio
-from eapc_lightning.inference.checkpoints import FoundCheckpoint, load_module, resolve_checkpoint
+from eapc_lightning.inference.checkpoints import (
+    FoundCheckpoint,
+    check_checkpoint,
+    check_device,
+    load_module,
+    resolve_checkpoint,
+)
 from eapc_lightning.inference.face_photo import FacePhoto, load_face_photo
 from eapc_lightning.inference.features import ChunkedFeatureExtractor
 from eapc_lightning.render.landmarks import landmark_panel
-from eapc_lightning.render.video import write_video
+from eapc_lightning.render.video import (
+    check_output_path,
+    locked_temp_file,
+    remove_stale_temp_files,
+    write_video,
+)
 
 SILENCE_PEAK = 1e-4  # peak amplitude (full scale 1.0) below which the speech counts as silent
 
@@ -89,23 +103,43 @@ class _LandmarkFile:
     def __init__(self, path: Path, num_frames: int):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-        os.close(handle)
-        self.temp = Path(name)
-        self.array = np.lib.format.open_memmap(
-            self.temp, mode="w+", dtype=np.float32, shape=(num_frames, 68, 2)
-        )
+        remove_stale_temp_files(path, ".npy")
+        self.handle, self.temp = locked_temp_file(path, ".npy")
+        try:
+            self.array = np.lib.format.open_memmap(
+                self.temp, mode="w+", dtype=np.float32, shape=(num_frames, 68, 2)
+            )
+        except BaseException:
+            self.discard()
+            raise
 
     def write(self, start: int, landmarks: np.ndarray) -> None:
         self.array[start : start + len(landmarks)] = landmarks
         self.array.flush()
 
+    def _close(self) -> None:
+        self.array = None
+        if self.handle is not None:
+            os.close(self.handle)
+            self.handle = None
+
     def commit(self) -> None:
-        del self.array
+        self.array = None
         os.replace(self.temp, self.path)
+        self._close()
 
     def discard(self) -> None:
         self.temp.unlink(missing_ok=True)
+        self._close()
+
+
+def check_outputs(options: GenerateOptions) -> None:
+    """OutputPathError (an InputError naming the path) when ``out`` or ``landmarks_npy`` cannot be written."""
+    out = check_output_path(options.out)
+    if options.landmarks_npy is not None:
+        landmarks = check_output_path(options.landmarks_npy)
+        if landmarks.resolve() == out.resolve():
+            raise InputError(landmarks, "is also the output video (--out)")
 
 
 def generate(
@@ -113,15 +147,22 @@ def generate(
 ) -> GenerateResult:
     """Run the pipeline; ``progress(stage, done, total)`` reports ``"frames"``. Returns what was made and from what.
 
-    Raises InputError (bad photo or audio, naming the file), MissingCheckpointError (no trained model).
+    Raises InputError (bad photo or audio, or an output path that cannot be written, naming the file),
+    MissingCheckpointError (no trained model), ValueError (bad ``size`` or ``device``); the output paths,
+    the device and the checkpoints' kinds are checked before any model is loaded or media decoded.
     """
+    check_outputs(options)
     if options.size < 16 or options.size % 2:
         raise ValueError(f"--size must be an even number >= 16, got {options.size}")
+    check_device(options.device)
     notes: list[str] = []
     a2l_found = resolve_checkpoint("a2l", options.a2l, options.runs_dir)
+    check_checkpoint("a2l", a2l_found)
     vid2vid_found = (
         None if options.landmarks_only else resolve_checkpoint("vid2vid", options.vid2vid, options.runs_dir)
     )
+    if vid2vid_found is not None:
+        check_checkpoint("vid2vid", vid2vid_found)
     photo: FacePhoto = load_face_photo(options.face)
     with StreamedAudio(options.audio) as audio:
         num_frames = audio.num_samples // (audio.sample_rate // VIDEO_FPS)
@@ -147,9 +188,7 @@ def generate(
                 photo.aligned_face(CANONICAL_FACE_SIZE), photo.reference_landmarks
             )
         extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames)
-        landmark_file = (
-            None if options.landmarks_npy is None else _LandmarkFile(Path(options.landmarks_npy), num_frames)
-        )
+        landmark_file = None
 
         def frames() -> Iterator[np.ndarray]:
             done = 0
@@ -169,15 +208,17 @@ def generate(
                         progress("frames", done, num_frames)
 
         try:
+            if options.landmarks_npy is not None:
+                landmark_file = _LandmarkFile(Path(options.landmarks_npy), num_frames)
             written = write_video(
                 options.out, frames(), fps=VIDEO_FPS, audio=audio.as_array(), sample_rate=audio.sample_rate
             )
+            if landmark_file is not None:
+                landmark_file.commit()
         except BaseException:
             if landmark_file is not None:
                 landmark_file.discard()
             raise
-        if landmark_file is not None:
-            landmark_file.commit()
         seconds = audio.duration
     return GenerateResult(
         out=Path(options.out),

@@ -9,10 +9,15 @@ both streams start at time 0 and stay in sync. With ``fit_audio_to_video`` (the 
 cut or padded with silence to the video's duration, so both streams end together.
 
 The file appears only when complete: the streams go to a temporary file in the destination folder
-that replaces ``path`` at the end, and is deleted if anything fails.
+(``.<stem>.<8 random characters>.mp4``) that replaces ``path`` at the end, and is deleted if anything
+fails, an exception raised by a signal handler included. The writer holds an advisory lock on it while it
+lives; a temporary file of the same output left by a writer that was killed outright (no lock on it any
+more) is removed by the next write of that output. The output path is checked before any work
+(:func:`check_output_path`).
 """
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from fractions import Fraction
@@ -22,9 +27,88 @@ import av
 import numpy as np
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
+from eapc_lightning.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # no advisory locks (Windows), where a file still open cannot be deleted anyway
+    fcntl = None
 
 AUDIO_BITRATE = 96_000
 _AUDIO_CHUNK = 1024  # samples per AAC frame
+
+
+_TEMP_RANDOM = "[a-z0-9_]{8}"  # the random part of a tempfile.mkstemp name
+
+
+class OutputPathError(InputError):
+    """An output path that cannot be written: a folder, a path under a file, a folder without write access."""
+
+
+def output_path_problem(path: str | Path) -> str | None:
+    """Why a file cannot be written at ``path`` (its missing folders created), or None when it can."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory, not a file"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file"
+    folder = path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"directory {folder} is not writable"
+    return None
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a Path; OutputPathError naming it when no file can be written there."""
+    path = Path(path)
+    problem = output_path_problem(path)
+    if problem is not None:
+        raise OutputPathError(path, problem)
+    return path
+
+
+def _temp_name_pattern(path: Path, suffix: str) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(path.stem)}\.{_TEMP_RANDOM}{re.escape(suffix)}")
+
+
+def locked_temp_file(path: str | Path, suffix: str) -> tuple[int, Path]:
+    """A new temporary file beside ``path`` for writing it, locked while the returned descriptor is open."""
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle, Path(name)
+
+
+def remove_stale_temp_files(path: str | Path, suffix: str = ".mp4") -> list[Path]:
+    """Delete the temporary files of ``path`` (``.<stem>.<random>.<suffix>`` beside it) that no running
+    writer holds; returns those removed."""
+    path = Path(path)
+    pattern = _temp_name_pattern(path, suffix)
+    try:
+        candidates = [entry for entry in path.parent.iterdir() if pattern.fullmatch(entry.name)]
+    except OSError:
+        return []
+    removed = []
+    for candidate in sorted(candidates):
+        try:
+            handle = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass  # held by a writer that is still running, or not ours to delete
+        finally:
+            os.close(handle)
+    return removed
 
 
 def _as_frame_array(frame: np.ndarray, index: int, size: tuple[int, int] | None) -> np.ndarray:
@@ -97,16 +181,17 @@ def write_video(
 
     ``audio`` is a mono float array at ``sample_rate`` or a path to any audio/video file PyAV reads.
     Without ``fit_audio_to_video`` the whole sound is written even where it outlasts the pictures.
+    OutputPathError (before any work) when no file can be written at ``path``.
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sound = None if audio is None else _load_sound(audio, sample_rate)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(handle)
-    os.chmod(temp_name, 0o644)
+    remove_stale_temp_files(path, ".mp4")
+    handle, temp_name = locked_temp_file(path, ".mp4")
     count = 0
     try:
-        with av.open(temp_name, mode="w", format="mp4") as container:
+        os.chmod(temp_name, 0o644)
+        with av.open(str(temp_name), mode="w", format="mp4") as container:
             video = None
             track = None
             size = None
@@ -135,6 +220,8 @@ def write_video(
                 track.flush()
         os.replace(temp_name, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        temp_name.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(handle)
     return count

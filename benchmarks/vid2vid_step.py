@@ -27,6 +27,7 @@ import yaml
 from lightning.pytorch import Callback
 from torch.utils.data import DataLoader, Dataset
 
+from eapc_lightning.commands.lightning import DATA_TO_MODEL_LINKS
 from eapc_lightning.errors import MissingWeightsError
 from eapc_lightning.lit.vid2vid import Vid2VidModule
 from eapc_lightning.losses.perceptual import resolve_vgg19_weights
@@ -79,8 +80,11 @@ class StepTimer(Callback):
 
 
 def load_config(path: Path) -> tuple[dict, dict, dict]:
+    """Model, data and trainer settings; the stage contract copied from data to model as ``eapc`` links it."""
     config = yaml.safe_load(path.read_text())
-    return config["model"]["init_args"], config["data"]["init_args"], config.get("trainer", {})
+    model_args, data_args = dict(config["model"]["init_args"]), config["data"]["init_args"]
+    model_args.update({key: data_args[key] for key in DATA_TO_MODEL_LINKS if key in data_args})
+    return model_args, data_args, config.get("trainer", {})
 
 
 def model_arguments(model_args: dict) -> tuple[dict, str]:

@@ -1,24 +1,8 @@
 """The clip cache's atomic writes and JPEG face storage."""
 
-import os
-import stat
-
 import numpy as np
 
-from eapc_lightning.data.cache import atomic_write_bytes, decode_faces, encode_faces
-
-
-def test_atomic_write_leaves_no_temp_and_honours_umask(tmp_path):
-    target = tmp_path / "sub" / "clip.bin"
-    old_mask = os.umask(0o022)
-    try:
-        atomic_write_bytes(target, b"first")
-        atomic_write_bytes(target, b"second")
-    finally:
-        os.umask(old_mask)
-    assert target.read_bytes() == b"second"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["clip.bin"]
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+from eapc_lightning.data.cache import decode_faces, encode_faces
 
 
 def test_faces_round_trip_per_frame():

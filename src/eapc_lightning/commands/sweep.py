@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from eapc_lightning.data.cache import atomic_write_json
+from eapc_lightning.fileio import atomic_write_json
 from eapc_lightning.reporting.ablation import ablation_tables
 from eapc_lightning.reporting.runs import METRICS_FILENAME, test_metrics
 from eapc_lightning.reporting.tables import tables_markdown, write_tables

@@ -31,14 +31,14 @@ fixed order with a fixed timestamp), so preparing the same clip twice gives the 
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from eapc_lightning.fileio import atomic_write_bytes
 
 CLIP_ARRAYS = (
     "mfcc",
@@ -53,35 +53,6 @@ CLIP_ARRAYS = (
 
 
 _MEMBER_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip member can carry
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(payload)
-            temp.flush()
-            os.fsync(temp.fileno())
-        # mkstemp creates 0600 files; give the final file the permissions a plain open() would, so a
-        # cache on a shared disk stays readable by the other users of a cluster
-        os.chmod(temp_name, 0o666 & ~_current_umask())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def encode_faces(frames: np.ndarray, quality: int = 92) -> tuple[np.ndarray, np.ndarray]:

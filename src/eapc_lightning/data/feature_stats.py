@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eapc_lightning.data.cache import atomic_write_json, load_clip
+from eapc_lightning.data.cache import load_clip
 from eapc_lightning.data.index import ClipRecord
+from eapc_lightning.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -53,11 +53,12 @@ import numpy as np
 
 from eapc_lightning.audio import AudioFeatureConfig, extract_features, load_audio
 from eapc_lightning.constants import VIDEO_FPS
-from eapc_lightning.data.cache import atomic_write_json, encode_faces, save_clip
+from eapc_lightning.data.cache import encode_faces, save_clip
 from eapc_lightning.data.index import read_clip_meta
 from eapc_lightning.data.sources import DATASETS, SourceItem, enumerate_items, filter_items
 from eapc_lightning.data.video import iter_frames, probe_video
 from eapc_lightning.errors import InputError
+from eapc_lightning.fileio import atomic_write_json
 from eapc_lightning.landmarks.align import apply_transform, clip_alignment, warp_face
 from eapc_lightning.landmarks.gaps import GAP_POLICIES, NoUsableFaceError, fill_gaps
 

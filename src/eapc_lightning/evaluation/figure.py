@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import write_png
 
 PANEL = 128
 
@@ -32,9 +32,4 @@ def comparison_grid(clips: list[tuple[str, np.ndarray, np.ndarray]], columns: in
 
 def write_grid(path: str | Path, clips: list[tuple[str, np.ndarray, np.ndarray]], columns: int = 6) -> Path:
     """Write the grid as PNG atomically."""
-    grid = comparison_grid(clips, columns)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"{path}: PNG encoding failed")
-    atomic_write_bytes(path, encoded.tobytes())
-    return Path(path)
+    return write_png(path, comparison_grid(clips, columns))

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import yaml
 
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import atomic_write_bytes, write_png
 from eapc_lightning.lit.callbacks import plot_curves, read_metrics_csv
 
 MAX_PICTURES = 4
@@ -35,13 +34,6 @@ class RunSection:
 
 def _slug(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(path).strip("/"))[-80:]
-
-
-def _png(image_rgb: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return encoded.tobytes()
 
 
 def middle_frame(video: Path) -> np.ndarray:
@@ -119,7 +111,7 @@ def _section(run_dir: Path, assets: Path, report_dir: Path) -> RunSection:
             lines += [f"*{video}: no frame could be read ({error})*", ""]
             continue
         target = assets / f"{_slug(video)}.png"
-        atomic_write_bytes(target, _png(frame))
+        write_png(target, frame)
         lines += [f"![middle frame of {video.name}]({target.relative_to(report_dir)})", ""]
         section.pictures += 1
     if len(lines) <= 2:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from eapc_lightning.data.cache import atomic_write_bytes
 from eapc_lightning.evaluation.clip_eval import LANDMARK_METRICS, ClipOutcome, LandmarkSums, evaluate_clip
 from eapc_lightning.evaluation.figure import write_grid
 from eapc_lightning.evaluation.table1 import TableRow, quoted_rows, write_table1
+from eapc_lightning.fileio import atomic_write_bytes
 from eapc_lightning.metrics.image import build_fid
 
 FIGURE_CLIPS = 3

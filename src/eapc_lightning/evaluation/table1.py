@@ -10,7 +10,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import atomic_write_bytes
 
 METRIC_COLUMNS = ("M-LD", "M-LVD", "F-LD", "F-LVD", "PSNR", "SSIM", "FID")
 LOWER_IS_BETTER = {"M-LD", "M-LVD", "F-LD", "F-LVD", "FID"}

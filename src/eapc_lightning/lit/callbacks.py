@@ -32,7 +32,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
-from eapc_lightning.data.cache import atomic_write_bytes, atomic_write_json, load_clip
+from eapc_lightning.data.cache import load_clip
+from eapc_lightning.fileio import atomic_write_bytes, atomic_write_json, write_png
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,6 @@ class LandmarkRenders(Callback):
 
     def render_clip(self, pl_module: LightningModule, clip_path: str | Path, folder: Path) -> Path:
         """Predict one cached clip from its raw features and write ``folder/<clip_id>.mp4`` (+ ``.png``)."""
-        import cv2
 
         from eapc_lightning.render import comparison_frames, sequence_grid, write_video
 
@@ -395,7 +395,5 @@ class LandmarkRenders(Callback):
             sample_rate=AUDIO_SAMPLE_RATE,
         )
         grid = sequence_grid(predicted, true, num_frames=8, size=128)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if ok:
-            atomic_write_bytes(folder / f"{clip_id}.png", png.tobytes())
+        write_png(folder / f"{clip_id}.png", grid)
         return path

@@ -51,7 +51,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from torchvision.utils import make_grid
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import write_png
 from eapc_lightning.landmarks.draw import draw_label_map
 from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
@@ -403,10 +403,7 @@ class Vid2VidModule(LightningModule):
             ]
         grid = make_grid(torch.stack(tiles).cpu(), nrow=4, padding=2, pad_value=1.0)
         picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        ok, encoded = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-        if ok:
-            name = f"{stage}_epoch{self.current_epoch:03d}.png"
-            atomic_write_bytes(self._output_folder() / "grids" / name, encoded.tobytes())
+        write_png(self._output_folder() / "grids" / f"{stage}_epoch{self.current_epoch:03d}.png", picture)
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(

@@ -5,7 +5,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import atomic_write_bytes
 from eapc_lightning.reporting.stats import MeanStd
 
 

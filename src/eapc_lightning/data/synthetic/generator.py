@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, EMOTION_TO_INDEX, EMOTIONS, VIDEO_FPS
-from eapc_lightning.data.cache import atomic_write_json
 from eapc_lightning.data.synthetic.emotion import LEVEL_INTENSITY, face_offsets, voice_style
 from eapc_lightning.data.synthetic.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_motion
 from eapc_lightning.data.synthetic.media import write_audio, write_npy, write_video
@@ -37,6 +36,7 @@ from eapc_lightning.data.synthetic.speech import (
     plan_sentence,
     render_audio,
 )
+from eapc_lightning.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from eapc_lightning.data.cache import atomic_write_bytes
+from eapc_lightning.fileio import atomic_write_bytes
 
 AUDIO_BIT_RATE = 64_000
 VIDEO_CRF = 18  # x264 constant rate factor: visually near-lossless

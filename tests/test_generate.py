@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from eapc_lightning.audio import extract_features, load_audio
+from eapc_lightning.audio.chunked import ChunkedFeatureExtractor
 from eapc_lightning.audio.features import frames_in
+from eapc_lightning.audio.stream import StreamedAudio
 from eapc_lightning.cli import main as eapc
 from eapc_lightning.errors import InputError
-from eapc_lightning.inference.audio_stream import StreamedAudio
 from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_checkpoint, load_module
 from eapc_lightning.inference.face_photo import MultipleFacesWarning, load_face_photo
-from eapc_lightning.inference.features import ChunkedFeatureExtractor
 from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
 from prepare_media import write_wav
 from tiny_models import tiny_models_once

@@ -1,4 +1,5 @@
-"""Audio decoding and per-video-frame features (MFCC windows, low-level features)."""
+"""Audio decoding and per-video-frame features (MFCC windows, low-level features), in one pass or streamed
+in chunks from a scratch file (:mod:`.stream`, :mod:`.chunked`) with the same result."""
 
 from eapc_lightning.audio.decode import load_audio
 from eapc_lightning.audio.features import AudioFeatureConfig, extract_features, llf_features, mfcc_windows

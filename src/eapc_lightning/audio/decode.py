@@ -15,7 +15,7 @@ from eapc_lightning.constants import AUDIO_SAMPLE_RATE
 from eapc_lightning.errors import InputError
 
 
-def _to_channels_first(frame: av.AudioFrame) -> np.ndarray:
+def to_channels_first(frame: av.AudioFrame) -> np.ndarray:
     """One decoded frame as float32 (channels, samples), whatever its sample format."""
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
@@ -42,7 +42,7 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
                 raise InputError(path, "no audio stream")
             stream = container.streams.audio[0]
             native_rate = stream.codec_context.sample_rate or stream.rate
-            chunks = [_to_channels_first(frame) for frame in container.decode(stream)]
+            chunks = [to_channels_first(frame) for frame in container.decode(stream)]
     except InputError:
         raise
     except (av.FFmpegError, ValueError, OSError) as error:

@@ -4,7 +4,7 @@ Stages, all streamed a chunk of ``chunk_frames`` video frames (default 250 = 10 
 does not grow with the length of the speech:
 
 1. the photo: landmarks, canonical alignment and aligned crop (:mod:`.face_photo`);
-2. the speech: decoded once into a 16 kHz mono scratch file (:mod:`.audio_stream`);
+2. the speech: decoded once into a 16 kHz mono scratch file (:mod:`eapc_lightning.audio.stream`);
 3. per-frame MFCC windows and LLFs per chunk, equal to the whole-file features (:mod:`.features`);
 4. landmarks per chunk with the a2l network's recurrent state carried over
    (``A2LModule.landmark_stream``);
@@ -29,9 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from eapc_lightning.audio.chunked import ChunkedFeatureExtractor
+from eapc_lightning.audio.stream import StreamedAudio
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, VIDEO_FPS
 from eapc_lightning.errors import InputError
-from eapc_lightning.inference.audio_stream import StreamedAudio
 from eapc_lightning.inference.checkpoints import (
     FoundCheckpoint,
     check_checkpoint,
@@ -40,7 +41,6 @@ from eapc_lightning.inference.checkpoints import (
     resolve_checkpoint,
 )
 from eapc_lightning.inference.face_photo import FacePhoto, load_face_photo
-from eapc_lightning.inference.features import ChunkedFeatureExtractor
 from eapc_lightning.render.landmarks import landmark_panel
 from eapc_lightning.render.video import (
     check_output_path,

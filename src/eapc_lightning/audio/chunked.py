@@ -20,7 +20,7 @@ from eapc_lightning.audio.features import (
     mfcc_rows,
     windows_from_rows,
 )
-from eapc_lightning.inference.audio_stream import StreamedAudio
+from eapc_lightning.audio.stream import StreamedAudio
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from eapc_lightning.audio.decode import _to_channels_first
+from eapc_lightning.audio.decode import to_channels_first
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE
 from eapc_lightning.errors import InputError
 
@@ -122,7 +122,7 @@ class StreamedAudio:
                 if self.native_rate != self.sample_rate:
                     resampler = _BlockResampler(self.native_rate, self.sample_rate)
                 for frame in container.decode(stream):
-                    mono = _to_channels_first(frame).mean(axis=0)
+                    mono = to_channels_first(frame).mean(axis=0)
                     self._write(scratch, mono if resampler is None else resampler.push(mono))
         except InputError:
             raise

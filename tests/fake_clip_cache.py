@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTIONS
 from eapc_lightning.data.cache import save_clip
 
@@ -48,6 +49,7 @@ def write_fake_cache(
             clip_id = f"{speaker}_{emotion or 'none'}_{c:03d}"
             arrays = fake_clip_arrays(rng, num_frames, offset=float(s) - 2.0 + 0.3 * c)
             meta = {
+                "audio_features": AudioFeatureConfig().to_dict(),
                 "clip_id": clip_id,
                 "dataset": dataset,
                 "speaker": speaker,

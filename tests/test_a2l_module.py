@@ -292,3 +292,30 @@ def test_resuming_from_last_ckpt_ends_like_an_uninterrupted_run(tmp_path: Path) 
     assert untrained["test/loss"] != pytest.approx(
         uninterrupted["test/loss"], rel=1e-3
     )  # training did move it
+
+
+def test_checkpoint_records_the_data_audio_settings_and_refuses_data_prepared_otherwise(
+    tmp_path: Path,
+) -> None:
+    from eapc_lightning.audio.features import AudioFeatureConfig
+
+    trained_on = AudioFeatureConfig(n_mels=64)
+    data = ToyLandmarkData()
+    data.audio_features = trained_on
+    trainer = Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        **QUIET,
+    )
+    trainer.fit(tiny_module(), data)
+    module = A2LModule.load_from_checkpoint(tmp_path / "last.ckpt")
+    assert module.audio_features == trained_on
+
+    same = ToyLandmarkData()
+    same.audio_features = AudioFeatureConfig(n_mels=64)
+    Trainer(limit_test_batches=1, **QUIET).test(module, same)
+    other = ToyLandmarkData()
+    other.audio_features = AudioFeatureConfig()
+    with pytest.raises(ValueError, match="prepared with audio feature settings .* this model was trained on"):
+        Trainer(limit_test_batches=1, **QUIET).test(module, other)

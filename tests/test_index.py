@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTION_TO_INDEX
 from eapc_lightning.data.cache import save_clip
 from eapc_lightning.data.index import list_clips
@@ -67,6 +68,7 @@ def test_unreadable_or_mislabelled_clip_is_a_clear_error(tmp_path):
     bad.unlink()
     arrays = fake_clip_arrays(np.random.default_rng(0), 30, 0.0)
     meta = {
+        "audio_features": AudioFeatureConfig().to_dict(),
         "clip_id": "x",
         "dataset": "mead",
         "speaker": "A",

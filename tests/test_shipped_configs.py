@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO_ROOT
+from eapc_lightning.audio.features import AudioFeatureConfig
 
 EXPERIMENTS = REPO_ROOT / "experiments"
 DATA_MODULES = REPO_ROOT / "data_modules"
@@ -198,3 +200,8 @@ def test_main_stacks_evaluate_their_checkpoint(stack, tiny_cache, tmp_path):
     eapc(["test", *common, f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], tmp_path)
     record = json.loads((run_dir / "test" / "metrics.json").read_text())
     assert any(key.startswith("test/") for key in record["metrics"])
+    if stack.startswith(
+        "a2l"
+    ):  # the checkpoint carries the cache's audio feature settings (prepare's defaults)
+        checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        assert checkpoint["audio_features"] == AudioFeatureConfig().to_dict()

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.cli import main as eapc_main
 from eapc_lightning.constants import EMOTIONS
 from eapc_lightning.data.cache import save_clip
@@ -71,6 +72,7 @@ def _write_tiny_cache(cache_dir) -> None:
             }
             clip_id = f"S{s}_{c}"
             meta = {
+                "audio_features": AudioFeatureConfig().to_dict(),
                 "clip_id": clip_id,
                 "dataset": "mead",
                 "speaker": f"S{s}",

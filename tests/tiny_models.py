@@ -134,6 +134,7 @@ def _write_run(run_dir: Path, class_path: str, init_args: dict) -> Path:
 
 def train_a2l(synthetic: Path, run_dir: Path, steps: int = A2L_STEPS, seed: int = 0) -> Path:
     """A tiny A2LModule fitted on the synthetic set's windows; returns its checkpoint."""
+    from eapc_lightning.audio.features import AudioFeatureConfig
     from eapc_lightning.lit.a2l import A2LModule
     from eapc_lightning.models import DualLSTMConfig
 
@@ -165,6 +166,7 @@ def train_a2l(synthetic: Path, run_dir: Path, steps: int = A2L_STEPS, seed: int 
         )
     module = A2LModule(network=DualLSTMConfig(**A2L_NETWORK), lr=A2L_LR, baseline_metrics=False)
     module.set_feature_stats(stats)
+    module.audio_features = AudioFeatureConfig()  # what _clip_windows computed the features with
     loader = DataLoader(
         _Windows(windows), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(seed)
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, INNER_LIP, JAW, MOUTH, OUTER_LIP
 from eapc_lightning.data.cache import encode_faces, save_clip
 from eapc_lightning.data.synthetic.face import ASTRONAUT_LANDMARKS
@@ -94,6 +95,7 @@ def write_clip(cache_dir: Path, clip_id: str, speaker: str, clip: dict[str, np.n
         "faces_offsets": faces_offsets,
     }
     meta = {"clip_id": clip_id, "dataset": "test", "speaker": speaker, "emotion": None, "level": None}
+    meta["audio_features"] = AudioFeatureConfig().to_dict()  # the settings the zero placeholders stand for
     meta["num_frames"] = num_frames
     path = cache_dir / "clips" / f"{clip_id}.npz"
     save_clip(path, arrays, meta)

@@ -76,7 +76,20 @@ class AudioFeatureConfig:
         return self.sample_rate // self.fps
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        """Every field, as recorded in each cached clip's metadata and in audio-to-landmark checkpoints."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "AudioFeatureConfig":
+        """The config :meth:`to_dict` recorded; ValueError when a field is unknown or missing."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        if set(values) != names:
+            unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+            raise ValueError(f"audio feature settings: unknown {unknown}, missing {missing}")
+        return cls(**values)
 
 
 def mel_transform(config: AudioFeatureConfig) -> torchaudio.transforms.MelSpectrogram:

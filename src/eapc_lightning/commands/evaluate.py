@@ -82,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
             None if args.landmarks_only else resolve_checkpoint("vid2vid", args.vid2vid, args.runs)
         )
         a2l = load_module("a2l", a2l_found, args.device)
+        if a2l.audio_features != datamodule.audio_features:
+            raise InputError(
+                a2l_found.path,
+                f"trained on audio features computed with other settings than the cache "
+                f"{datamodule.cache_dir} holds ({datamodule.audio_features.digest()}): prepare the data with "
+                "the model's settings, or evaluate a model trained on this cache",
+            )
         vid2vid = None if vid2vid_found is None else load_module("vid2vid", vid2vid_found, args.device)
     except (InputError, MissingCheckpointError, ValueError) as error:
         print(f"eapc evaluate: {error}", file=sys.stderr)

@@ -21,10 +21,12 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.data.feature_stats import STAT_KEYS, FeatureStats, train_feature_stats
 from eapc_lightning.data.index import ClipRecord, list_clips
 from eapc_lightning.data.landmark_windows import REFERENCE_MODES, EpochShuffleSampler, LandmarkWindowDataset
 from eapc_lightning.data.splits import SPLIT_NAMES, split_by_speaker
+from eapc_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,22 @@ class LandmarkDataModule(LightningDataModule):
                 if candidate.clip_id == record.clip_id:
                     return dataset.full_clip(clip)
         raise KeyError(f"clip {record.clip_id!r} is not in this datamodule's splits")
+
+    @property
+    def audio_features(self) -> AudioFeatureConfig:
+        """The audio feature settings every clip of the cache was prepared with (InputError if they differ)."""
+        if self._splits is None:
+            raise RuntimeError("the clips are not indexed yet: call setup() first")
+        records = [record for name in SPLIT_NAMES for record in self._splits[name]]
+        first = records[0]
+        for record in records[1:]:
+            if record.audio_features != first.audio_features:
+                raise InputError(
+                    record.path,
+                    f"prepared with other audio feature settings than {first.path.name}: "
+                    "prepare the whole cache with one set of settings",
+                )
+        return first.audio_features
 
     @property
     def feature_stats(self) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTION_TO_INDEX
 from eapc_lightning.errors import InputError
 
@@ -37,6 +38,7 @@ class ClipRecord:
     emotion: int
     level: int
     num_frames: int
+    audio_features: AudioFeatureConfig  # the settings its mfcc / llf arrays were computed with
 
 
 _records_by_file: dict[tuple[str, int, int], ClipRecord] = {}
@@ -92,9 +94,13 @@ def read_clip_meta(path: Path) -> dict:
 
 
 def _record_from_meta(path: Path, meta: dict) -> ClipRecord:
-    missing = [key for key in ("clip_id", "speaker", "num_frames") if meta.get(key) is None]
+    missing = [key for key in ("clip_id", "speaker", "num_frames", "audio_features") if meta.get(key) is None]
     if missing:
-        raise InputError(path, f"clip metadata lacks {missing}")
+        raise InputError(path, f"clip metadata lacks {missing}; prepare the cache again with `eapc prepare`")
+    try:
+        audio_features = AudioFeatureConfig.from_dict(meta["audio_features"])
+    except (ValueError, TypeError) as error:
+        raise InputError(path, str(error)) from None
     emotion_name = meta.get("emotion")
     if emotion_name is None:
         emotion = UNLABELLED_EMOTION
@@ -113,4 +119,5 @@ def _record_from_meta(path: Path, meta: dict) -> ClipRecord:
         emotion=emotion,
         level=UNKNOWN_LEVEL if level is None else int(level),
         num_frames=int(meta["num_frames"]),
+        audio_features=audio_features,
     )

@@ -64,7 +64,7 @@ from eapc_lightning.landmarks.gaps import GAP_POLICIES, NoUsableFaceError, fill_
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 1  # bump when the pipeline's output changes for the same settings
+PIPELINE_VERSION = 2  # bump when the pipeline's output changes for the same settings
 DEFAULT_MAX_GAP = 12  # frames (0.48 s at 25 fps) filled by interpolation
 MANIFEST_FLUSH_SECONDS = 2.0
 FINGERPRINT_BYTES = 64 * 1024  # read from each end of a clip file for its checksum
@@ -284,6 +284,7 @@ def _prepare(
             "fps": settings.fps,
             "crop_size": settings.crop_size,
             "settings_hash": settings_hash,
+            "audio_features": settings.audio.to_dict(),
             "warnings": list(record["warnings"]),
             **{key: record[key] for key in _STAT_KEYS},
             **{f"label_{key}": value for key, value in item.extra.items()},

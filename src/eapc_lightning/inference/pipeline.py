@@ -164,8 +164,16 @@ def generate(
     if vid2vid_found is not None:
         check_checkpoint("vid2vid", vid2vid_found)
     photo: FacePhoto = load_face_photo(options.face)
-    with StreamedAudio(options.audio) as audio:
-        num_frames = audio.num_samples // (audio.sample_rate // VIDEO_FPS)
+    a2l_module = load_module("a2l", a2l_found, options.device)
+    settings = a2l_module.audio_features
+    if settings is None:
+        raise InputError(
+            a2l_found.path,
+            "records no audio feature settings (it was not fitted on a prepared cache): train it with eapc fit",
+        )
+    # the speech is analysed exactly as the model's training cache was (settings from its checkpoint)
+    with StreamedAudio(options.audio, settings.sample_rate) as audio:
+        num_frames = audio.num_samples // settings.samples_per_frame
         if num_frames == 0:
             raise InputError(
                 options.audio,
@@ -177,7 +185,6 @@ def generate(
             )
             warnings.warn(message, SilentAudioWarning, stacklevel=2)
             notes.append(message)
-        a2l_module = load_module("a2l", a2l_found, options.device)
         landmark_stream = a2l_module.landmark_stream(
             photo.reference_landmarks, options.emotion, options.intensity
         )
@@ -187,7 +194,7 @@ def generate(
             frame_stream = vid2vid_module.frame_stream(
                 photo.aligned_face(CANONICAL_FACE_SIZE), photo.reference_landmarks
             )
-        extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames)
+        extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames, settings)
         landmark_file = None
 
         def frames() -> Iterator[np.ndarray]:

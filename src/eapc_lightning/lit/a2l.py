@@ -37,6 +37,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTIONS, NUM_LANDMARKS
 from eapc_lightning.losses import A2LLoss, LossTerms
 from eapc_lightning.metrics import METRIC_NAMES, LandmarkDistance, LandmarkVelocityDistance
@@ -100,6 +101,8 @@ class A2LModule(LightningModule):
             fill = torch.ones if name.endswith("_std") else torch.zeros
             self.register_buffer(name, fill(shape))
         self.register_buffer("feature_stats_set", torch.tensor(False))
+        # the settings the training cache's features were computed with; saved in every checkpoint
+        self.audio_features: AudioFeatureConfig | None = None
         self.val_metrics = landmark_metric_set()
         self.test_metrics = landmark_metric_set()
         self.baseline_metrics = landmark_metric_set() if baseline_metrics else None
@@ -127,10 +130,43 @@ class A2LModule(LightningModule):
             getattr(self, name).copy_(value)
         self.feature_stats_set.fill_(True)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.audio_features is not None:
+            checkpoint["audio_features"] = self.audio_features.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        recorded = checkpoint.get("audio_features")
+        self.audio_features = None if recorded is None else AudioFeatureConfig.from_dict(recorded)
+
+    def _check_audio_features(self) -> None:
+        """Refuse data whose audio features were computed with other settings than this model's."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_settings = getattr(datamodule, "audio_features", None)
+        if data_settings is None or self.audio_features is None:
+            return
+        if self.audio_features != data_settings:
+            raise ValueError(
+                f"the data in {getattr(datamodule, 'cache_dir', '?')} was prepared with audio feature settings "
+                f"{data_settings.digest()}, this model was trained on {self.audio_features.digest()}: "
+                "prepare the data with the model's settings"
+            )
+
+    # after the checkpoint (if any) is restored, so its recorded settings are the ones compared
+    def on_fit_start(self) -> None:
+        self._check_audio_features()
+
+    def on_test_start(self) -> None:
+        self._check_audio_features()
+
+    def on_validation_start(self) -> None:
+        self._check_audio_features()
+
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
         datamodule = getattr(self.trainer, "datamodule", None)
+        if self.audio_features is None:
+            self.audio_features = getattr(datamodule, "audio_features", None)
         stats = getattr(datamodule, "feature_stats", None)
         if stats is None:
             rank_zero_warn(

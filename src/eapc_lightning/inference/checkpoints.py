@@ -148,6 +148,18 @@ def _short_cause(error: BaseException) -> str:
     return f"{name}: {line}"
 
 
+# what torch.load / load_from_checkpoint raise for a file that is not a loadable checkpoint of the module
+CHECKPOINT_LOAD_ERRORS = (
+    RuntimeError,
+    KeyError,
+    TypeError,
+    ValueError,
+    EOFError,
+    AttributeError,
+    pickle.UnpicklingError,
+)
+
+
 def _not_a_checkpoint(kind: str, found: FoundCheckpoint, cause: str) -> InputError:
     return InputError(found.path, f"not a checkpoint of the {KIND_NAMES[kind]} model ({cause})")
 
@@ -159,15 +171,7 @@ def _read_checkpoint(kind: str, found: FoundCheckpoint) -> dict:
             content = torch.load(
                 found.path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(found.path)
             )
-    except (
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        EOFError,
-        AttributeError,
-        pickle.UnpicklingError,
-    ) as error:
+    except CHECKPOINT_LOAD_ERRORS as error:
         text = str(error)
         readable = (
             isinstance(error, EOFError) or _UNSUPPORTED_GLOBAL.search(text) or "PytorchStreamReader" in text
@@ -236,14 +240,6 @@ def load_module(kind: str, found: FoundCheckpoint, device: str = "cpu"):
     try:
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             module = module_class.load_from_checkpoint(found.path, map_location=target)
-    except (
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        EOFError,
-        AttributeError,
-        pickle.UnpicklingError,
-    ) as error:
+    except CHECKPOINT_LOAD_ERRORS as error:
         raise _not_a_checkpoint(kind, found, _short_cause(error)) from None
     return module.eval()

@@ -98,8 +98,8 @@ TOY_CONFIG = {
                     "enable_version_counter": False,
                 },
             },
-            {"class_path": "eapc_lightning.lit.callbacks.TorchThreads", "init_args": {"num_threads": 1}},
-            {"class_path": "eapc_lightning.lit.callbacks.MetricCurves"},
+            {"class_path": "eapc_lightning.lit.run_records.TorchThreads", "init_args": {"num_threads": 1}},
+            {"class_path": "eapc_lightning.lit.run_records.MetricCurves"},
         ],
     },
 }

@@ -12,6 +12,7 @@ from lightning.pytorch import Callback
 
 from eapc_lightning.data.vid2vid_datamodule import Vid2VidDataModule
 from eapc_lightning.errors import MissingWeightsError
+from eapc_lightning.lit.renders import Vid2VidRenders
 from eapc_lightning.lit.vid2vid import Vid2VidModule, curriculum_length
 from vid2vid_cache import TINY_GENERATOR, real_face_clip, write_clip, write_synthetic_cache
 
@@ -156,22 +157,29 @@ def test_fast_dev_run_trains_validates_and_writes_a_grid(synthetic_cache, tmp_pa
                          temporal_discriminator_options={"num_frames": 2, "base_channels": 8, "num_layers": 2},
                          mouth_discriminator_options={"crop_size": 16, "base_channels": 8, "num_layers": 2},
                          single_frame_epochs=0)  # fmt: skip
-    fit = trainer(tmp_path, fast_dev_run=True)
-    fit.fit(module, tiny_data(synthetic_cache, num_references=2))
+    fit = trainer(tmp_path, fast_dev_run=True, callbacks=[Vid2VidRenders(num_grid_samples=2)])
+    data = tiny_data(synthetic_cache, num_references=2)
+    fit.fit(module, data)
     metrics = fit.callback_metrics
     for key in ("train/d_temporal", "train/d_mouth", "train/gan_image", "train/warp", "train/mask"):
         assert math.isfinite(float(metrics[key])), key
     assert float(metrics["train/sequence_length"]) == 2
     for key in ("val/psnr", "val/ssim", "val/psnr_copy_reference"):
         assert math.isfinite(float(metrics[key])), key
-    assert list((tmp_path / "grids").glob("val_epoch000.png"))
+    grid = cv2.imread(str(tmp_path / "grids" / "val_epoch000.png"))
+    # make_grid: one row per sample of the first batch (at most 2) of 4 tiles (reference | label |
+    # generated | real), 2-px padding
+    rows = min(2, len(next(iter(data.val_dataloader()))["clip_id"]))
+    assert grid.shape == (rows * (SIZE + 2) + 2, 4 * (SIZE + 2) + 2, 3)
 
 
 def test_test_stage_writes_metrics_and_a_sample_video(synthetic_cache, tmp_path):
     import av
 
     module = tiny_module()
-    run = trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    run = trainer(
+        tmp_path, max_steps=1, limit_val_batches=0, callbacks=[Vid2VidRenders(sample_video_clips=1)]
+    )
     data = tiny_data(synthetic_cache)
     run.fit(module, data)
     results = run.test(module, data)[0]

@@ -62,7 +62,6 @@ VID2VID_MODEL = dict(
     fid_extractor="none",
     fid_on_validation=False,
     bf16_autocast=False,
-    num_grid_samples=0,
 )
 
 

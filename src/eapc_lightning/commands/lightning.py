@@ -127,7 +127,7 @@ class EAPCLightningCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The configured Trainer plus the callbacks every run has (run records), unless already listed."""
-        from eapc_lightning.lit.callbacks import FinalMetrics, RunMetadata
+        from eapc_lightning.lit.run_records import FinalMetrics, RunMetadata
 
         trainer = super().instantiate_trainer(**kwargs)
         for always_on in (RunMetadata, FinalMetrics):

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from eapc_lightning.fileio import atomic_write_bytes, write_png
-from eapc_lightning.lit.callbacks import plot_curves, read_metrics_csv
+from eapc_lightning.lit.run_records import plot_curves, read_metrics_csv
 
 MAX_PICTURES = 4
 

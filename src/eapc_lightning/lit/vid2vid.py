@@ -21,10 +21,9 @@ previous generated frame (detached when ``detach_previous``).
 An exponential moving average of G (``ema_decay``) generates for validation and test. PSNR / SSIM
 (torchmetrics, images in [0, 1]; PSNR over all pixels of the epoch) and FID (eapc_lightning.metrics.image)
 are logged as ``val/*`` and ``test/*`` with ``*/psnr_copy_reference``, the PSNR of copying the reference
-image unchanged, beside them as a baseline. Image grids (reference | label | generated | real) go to
-``<run>/grids/`` and to W&B; the test stage writes ``<run>/samples/test_sample.mp4`` (reference |
-generated | real of the held-out frames of the first ``sample_video_clips`` test clips, one after
-another). On a GPU, steps run under bf16 autocast (``bf16_autocast``).
+image unchanged, beside them as a baseline. The eval steps return the generated frames, from which the
+``lit.renders.Vid2VidRenders`` callback draws grids (``<run>/grids/``, W&B) and the test sample video.
+On a GPU, steps run under bf16 autocast (``bf16_autocast``).
 
 Inference: :meth:`Vid2VidModule.frame_stream` gives a callable turning landmark chunks into frames with the
 EMA generator, the previous generated frame carried across chunks. The label maps are drawn with the
@@ -39,19 +38,15 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import WandbLogger
 from torchmetrics.image import PeakSignalNoiseRatio
-from torchvision.utils import make_grid
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
-from eapc_lightning.fileio import write_png
 from eapc_lightning.landmarks.draw import draw_label_map
 from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
@@ -62,7 +57,6 @@ from eapc_lightning.models.vid2vid.discriminators import (
     TemporalDiscriminator,
 )
 from eapc_lightning.models.vid2vid.generator import FewShotGenerator, GeneratorOutput
-from eapc_lightning.render.video import write_video
 
 SEQUENCE_KEYS = ("images", "labels", "landmarks", "frame_indices")
 
@@ -112,8 +106,6 @@ class Vid2VidModule(LightningModule):
         bf16_autocast: bool = True,
         fid_extractor: str = "auto",
         fid_on_validation: bool = True,
-        num_grid_samples: int = 4,
-        sample_video_clips: int = 4,
         label_thickness: int = 1,
     ):
         """All arguments are described in the module docstring; ``label_thickness`` is the label maps' line
@@ -141,7 +133,6 @@ class Vid2VidModule(LightningModule):
         self.test_copy_psnr = PeakSignalNoiseRatio(data_range=1.0)
         # FID holds a 2048-d Inception network: kept outside the module tree so it never enters checkpoints.
         self._fid: dict[str, object] = {}
-        self._sample_frames: dict[str, list[tuple[int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str) -> None:
@@ -330,8 +321,6 @@ class Vid2VidModule(LightningModule):
         if fid is not None:
             fid.update(real, real=True)
             fid.update(fake, real=False)
-        if batch_idx == 0:
-            self._save_grid(batch, fake.unflatten(0, (-1, length)), stage)
         return fake.unflatten(0, (-1, length))
 
     def _log_epoch(self, stage: str) -> None:
@@ -350,65 +339,18 @@ class Vid2VidModule(LightningModule):
             fid.reset()
         self.log_dict(values, prog_bar=True)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """The generated frames (B, L, 3, S, S) in [0, 1], for callbacks (lit.renders.Vid2VidRenders)."""
+        return self._evaluate(batch, batch_idx, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        fake = self._evaluate(batch, batch_idx, "test")
-        self._collect_sample_frames(batch, fake)
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, batch_idx, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
-        if self.trainer.is_global_zero and self._sample_frames:
-            frames = [
-                frame
-                for clip in self._sample_frames.values()
-                for _, frame in sorted(clip, key=lambda item: item[0])
-            ]
-            write_video(self._output_folder() / "samples" / "test_sample.mp4", frames)
-        self._sample_frames = {}
-
-    # ------------------------------------------------------------------ images and video
-    def _output_folder(self) -> Path:
-        return Path(self.trainer.default_root_dir)
-
-    def _collect_sample_frames(self, batch: dict, fake: torch.Tensor) -> None:
-        """Keep reference | generated | real frames of the first ``sample_video_clips`` test clips seen."""
-        for index, clip_id in enumerate(batch["clip_id"]):
-            if clip_id not in self._sample_frames:
-                if len(self._sample_frames) >= self.hparams.sample_video_clips:
-                    continue
-                self._sample_frames[clip_id] = []
-            reference = to_unit(batch["reference_images"][index, 0])
-            for t in range(fake.shape[1]):
-                row = torch.cat([reference, fake[index, t], to_unit(batch["images"][index, t])], dim=-1)
-                frame = (row.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                self._sample_frames[clip_id].append((int(batch["frame_indices"][index, t]), frame))
-
-    def _save_grid(self, batch: dict, fake: torch.Tensor, stage: str) -> None:
-        """Rows of reference | label | generated | real (last frame of each sequence) -> PNG + W&B."""
-        if not self.trainer.is_global_zero or self.trainer.sanity_checking:
-            return
-        count = min(self.hparams.num_grid_samples, fake.shape[0])
-        tiles = []
-        for index in range(count):
-            tiles += [
-                to_unit(batch["reference_images"][index, 0]),
-                batch["labels"][index, -1].float().expand(3, -1, -1),
-                fake[index, -1],
-                to_unit(batch["images"][index, -1]),
-            ]
-        grid = make_grid(torch.stack(tiles).cpu(), nrow=4, padding=2, pad_value=1.0)
-        picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        write_png(self._output_folder() / "grids" / f"{stage}_epoch{self.current_epoch:03d}.png", picture)
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(
-                    key=f"{stage}/grid", images=[picture], caption=["reference | label | generated | real"]
-                )
 
     # ------------------------------------------------------------------ inference
     def frame_stream(self, reference_image: np.ndarray, reference_landmarks: np.ndarray) -> "FrameStream":

@@ -1,7 +1,7 @@
 """Metric tables from run folders: one run against its held-still baseline, and ablations over seeds.
 
 Run folders are those written by ``eapc fit`` / ``eapc test`` (eapc_lightning.commands.lightning); the
-numbers come from ``<run>/test/metrics.json`` (eapc_lightning.lit.callbacks.FinalMetrics). Tables are
+numbers come from ``<run>/test/metrics.json`` (eapc_lightning.lit.run_records.FinalMetrics). Tables are
 written as markdown and CSV, atomically.
 """
 

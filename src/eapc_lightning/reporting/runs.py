@@ -1,4 +1,4 @@
-"""Reading the final metrics of run folders (``<run>/<stage>/metrics.json``, see lit.callbacks.FinalMetrics)."""
+"""Reading the final metrics of run folders (``<run>/<stage>/metrics.json``, see lit.run_records.FinalMetrics)."""
 
 import json
 import re

@@ -1,4 +1,4 @@
-"""Callbacks that leave a complete record in the run folder (see eapc_lightning.commands.lightning).
+"""Callbacks that leave a complete record of a run in its folder (see eapc_lightning.commands.lightning).
 
 - :class:`RunMetadata`: ``versions.json`` (Python, platform, package versions, command line) and
   ``git.json`` (revision, branch, dirty flag) when a run starts. The resolved config itself is saved
@@ -8,8 +8,9 @@
 - :class:`MetricCurves`: ``curves.png``, loss and metric curves plotted from the CSV logger's file at
   the end of fit.
 - :class:`TorchThreads`: the number of CPU threads torch uses for its operators (a knob in YAML).
-- :class:`LandmarkRenders`: at the end of test, mp4s of test clips with their sound, predicted landmarks
-  beside true ones (the paper's Fig. 3), plus a still grid; logged to W&B as video when it is a logger.
+
+``RunMetadata`` and ``FinalMetrics`` are added to every ``eapc`` run by the CLI. Pictures and videos of
+what a model produces are in :mod:`eapc_lightning.lit.renders`.
 
 Every callback writes into ``dirpath`` or, when that is unset, the trainer's ``default_root_dir`` (the
 run's output folder when started by ``eapc``); files are written atomically on global rank 0 only.
@@ -25,15 +26,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
-from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
-from eapc_lightning.data.cache import load_clip
-from eapc_lightning.fileio import atomic_write_bytes, atomic_write_json, write_png
+from eapc_lightning.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ DEFAULT_PACKAGES = (
 )
 
 
-def _output_folder(dirpath: str | None, trainer: Trainer) -> Path:
+def output_folder(dirpath: str | None, trainer: Trainer) -> Path:
     return Path(dirpath or trainer.default_root_dir)
 
 
@@ -105,7 +103,7 @@ class RunMetadata(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if not trainer.is_global_zero:
             return
-        folder = _output_folder(self.dirpath, trainer)
+        folder = output_folder(self.dirpath, trainer)
         atomic_write_json(
             folder / "versions.json",
             {
@@ -150,7 +148,7 @@ class FinalMetrics(Callback):
                 metrics[key] = number if math.isfinite(number) else None
         record = {"stage": trainer.state.fn.value, "epoch": trainer.current_epoch, "metrics": metrics}
         record.update(extra or {})
-        atomic_write_json(_output_folder(self.dirpath, trainer) / self.filename, record)
+        atomic_write_json(output_folder(self.dirpath, trainer) / self.filename, record)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         checkpoint = trainer.checkpoint_callback
@@ -253,7 +251,7 @@ class MetricCurves(Callback):
         if not series:
             log.warning("MetricCurves: no metrics to plot in %s", metrics_file)
             return
-        path = _output_folder(self.dirpath, trainer) / self.filename
+        path = output_folder(self.dirpath, trainer) / self.filename
         plot_curves(series, path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -275,125 +273,3 @@ class TorchThreads(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-
-
-def _clip_audio(meta: dict, num_frames: int, sample_rate: int) -> np.ndarray | None:
-    """The clip's sound (its ``frame_range`` of ``source_audio``), or None when there is none to read."""
-    source = meta.get("source_audio")
-    if not source:
-        return None
-    from eapc_lightning.audio import load_audio
-    from eapc_lightning.errors import InputError
-
-    try:
-        samples = load_audio(source, sample_rate=sample_rate)
-    except InputError as error:
-        log.warning("LandmarkRenders: no sound for clip %s (%s)", meta.get("clip_id"), error)
-        return None
-    start_frame = int((meta.get("frame_range") or [0])[0])
-    per_frame = sample_rate // VIDEO_FPS
-    return samples[start_frame * per_frame : (start_frame + num_frames) * per_frame]
-
-
-class LandmarkRenders(Callback):
-    """At the end of test, renders test clips as mp4s with sound: predicted landmarks left, true right.
-
-    Uses the datamodule's ``test_clips()`` (clip records with a ``path`` into the cache) and the module's
-    ``predict_clip(mfcc, llf, reference, emotion=None, intensity=None) -> (T, 68, 2)`` on the whole clip
-    with raw features, reference = the clip's first frame (as the test windows use). Files go to
-    ``<output>/renders/<clip_id>.mp4`` and ``<clip_id>.png`` (the first frames as a still grid).
-
-    Args:
-        num_clips: how many test clips to render (the first ones in clip-id order); 0 turns it off.
-        max_frames: cut longer clips to this many frames (``None`` keeps the whole clip).
-        size: pixels of each of the two square panels.
-        face_background: draw the true landmarks over the clip's aligned face crops when they are stored.
-        use_audio: mux the clip's source sound when it can be read.
-        log_to_wandb: log each mp4 as a W&B video when a WandbLogger is configured.
-    """
-
-    def __init__(
-        self,
-        num_clips: int = 2,
-        max_frames: int | None = 250,
-        size: int = 256,
-        face_background: bool = True,
-        use_audio: bool = True,
-        log_to_wandb: bool = True,
-        dirpath: str | None = None,
-    ):
-        self.num_clips = num_clips
-        self.max_frames = max_frames
-        self.size = size
-        self.face_background = face_background
-        self.use_audio = use_audio
-        self.log_to_wandb = log_to_wandb
-        self.dirpath = dirpath
-
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.num_clips <= 0 or not trainer.is_global_zero:
-            return
-        datamodule = trainer.datamodule
-        if (
-            datamodule is None
-            or not hasattr(datamodule, "test_clips")
-            or not hasattr(pl_module, "predict_clip")
-        ):
-            log.warning(
-                "LandmarkRenders: needs a datamodule with test_clips() and a module with predict_clip()"
-            )
-            return
-        folder = _output_folder(self.dirpath, trainer) / "renders"
-        written = []
-        for record in datamodule.test_clips()[: self.num_clips]:
-            try:
-                written.append(self.render_clip(pl_module, record.path, folder))
-            except Exception as error:  # a render must never fail the test run
-                log.warning(
-                    "LandmarkRenders: clip %s not rendered: %s", getattr(record, "clip_id", "?"), error
-                )
-        if self.log_to_wandb:
-            for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger) and written:
-                    logger.log_video(
-                        key="test/renders",
-                        videos=[str(path) for path in written],
-                        caption=[path.stem for path in written],
-                    )
-
-    def render_clip(self, pl_module: LightningModule, clip_path: str | Path, folder: Path) -> Path:
-        """Predict one cached clip from its raw features and write ``folder/<clip_id>.mp4`` (+ ``.png``)."""
-
-        from eapc_lightning.render import comparison_frames, sequence_grid, write_video
-
-        clip = load_clip(clip_path)
-        frames = clip.num_frames if self.max_frames is None else min(clip.num_frames, self.max_frames)
-        true = clip.arrays["landmarks"][:frames]
-        emotion = clip.meta.get("emotion")
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
-            predicted = pl_module.predict_clip(
-                torch.from_numpy(clip.arrays["mfcc"][:frames]),
-                torch.from_numpy(clip.arrays["llf"][:frames]),
-                torch.from_numpy(clip.arrays["landmarks"][0]),
-            )
-        pl_module.train(was_training)
-        predicted = predicted.detach().cpu().numpy() if isinstance(predicted, torch.Tensor) else predicted
-        faces = None
-        if self.face_background and clip.arrays["faces_jpeg"].size:
-            faces = clip.faces(range(frames))
-        audio = _clip_audio(clip.meta, frames, AUDIO_SAMPLE_RATE) if self.use_audio else None
-        clip_id = clip.meta.get("clip_id", Path(clip_path).stem)
-        truth_label = f"ground truth ({emotion})" if emotion else "ground truth"
-        path = folder / f"{clip_id}.mp4"
-        write_video(
-            path,
-            comparison_frames(predicted, true, self.size, faces=faces, labels=("predicted", truth_label)),
-            fps=VIDEO_FPS,
-            audio=audio,
-            sample_rate=AUDIO_SAMPLE_RATE,
-        )
-        grid = sequence_grid(predicted, true, num_frames=8, size=128)
-        write_png(folder / f"{clip_id}.png", grid)
-        return path

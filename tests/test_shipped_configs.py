@@ -200,8 +200,9 @@ def test_main_stacks_evaluate_their_checkpoint(stack, tiny_cache, tmp_path):
     eapc(["test", *common, f"--ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], tmp_path)
     record = json.loads((run_dir / "test" / "metrics.json").read_text())
     assert any(key.startswith("test/") for key in record["metrics"])
-    if stack.startswith(
-        "a2l"
-    ):  # the checkpoint carries the cache's audio feature settings (prepare's defaults)
+    if stack == "vid2vid":  # the shipped Vid2VidRenders callback: a validation grid and the test video
+        assert list((run_dir / "grids").glob("val_epoch*.png"))
+        assert (run_dir / "test" / "samples" / "test_sample.mp4").stat().st_size > 0
+    else:  # the checkpoint carries the cache's audio feature settings (prepare's defaults)
         checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
         assert checkpoint["audio_features"] == AudioFeatureConfig().to_dict()

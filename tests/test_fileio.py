@@ -48,3 +48,18 @@ def test_a_picture_that_is_not_rgb_uint8_is_an_error_naming_the_file(bad, tmp_pa
     with pytest.raises(ValueError, match=r"bad\.png: a PNG needs an \(H, W, 3\) uint8 picture"):
         write_png(tmp_path / "bad.png", bad)
     assert not any(tmp_path.iterdir())
+
+
+def test_require_nonempty_file_names_the_file_and_the_problem(tmp_path):
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.fileio import require_nonempty_file
+
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'missing.wav'}: file not found$"):
+        require_nonempty_file(tmp_path / "missing.wav")
+    with pytest.raises(InputError, match="file not found"):
+        require_nonempty_file(tmp_path)  # a folder is not a file
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.wav: file is empty \(0 bytes\)$"):
+        require_nonempty_file(tmp_path / "empty.wav")
+    (tmp_path / "one.wav").write_bytes(b"x")
+    assert require_nonempty_file(str(tmp_path / "one.wav")) == tmp_path / "one.wav"

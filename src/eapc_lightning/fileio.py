@@ -1,9 +1,9 @@
 """Writing files so that a reader, or a run killed half-way, never sees a partial one.
 
-The bottom floor of the package: it imports nothing of the project. Every file the project writes
+The bottom floor of the package: of the project it imports only :mod:`eapc_lightning.errors`. Every file the project writes
 outside a video stream goes through :func:`atomic_write_bytes` (temporary file in the destination
 folder, fsync, rename); PNG pictures through :func:`write_png`, which raises naming the file when the
-picture cannot be encoded.
+picture cannot be encoded. Inputs are checked by :func:`require_nonempty_file`.
 """
 
 import json
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from eapc_lightning.errors import InputError
 
 
 def _current_umask() -> int:
@@ -62,3 +64,13 @@ def write_png(path: str | Path, image_rgb: np.ndarray) -> Path:
     """Write an (H, W, 3) RGB uint8 picture as PNG, atomically; returns the path."""
     atomic_write_bytes(path, encode_png(image_rgb, path))
     return Path(path)
+
+
+def require_nonempty_file(path: str | Path) -> Path:
+    """``path`` as a Path; InputError naming it when it is not a file or holds no bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty (0 bytes)")
+    return path

@@ -13,6 +13,7 @@ import torchaudio.functional as AF
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE
 from eapc_lightning.errors import InputError
+from eapc_lightning.fileio import require_nonempty_file
 
 
 def to_channels_first(frame: av.AudioFrame) -> np.ndarray:
@@ -32,10 +33,7 @@ def load_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.nda
     Raises InputError naming the file when it is missing, empty, not decodable or has no audio stream.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty (0 bytes)")
+    require_nonempty_file(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:

@@ -22,6 +22,7 @@ import torchaudio.functional as AF
 from eapc_lightning.audio.decode import to_channels_first
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE
 from eapc_lightning.errors import InputError
+from eapc_lightning.fileio import require_nonempty_file
 
 _BYTES_PER_SAMPLE = 4
 _BLOCK_PERIODS = 2000  # resampling periods per block (e.g. 2000 * 441 input samples at 44.1 kHz)
@@ -107,10 +108,7 @@ class StreamedAudio:
 
     def _decode_into(self, scratch) -> None:
         path = self.path
-        if not path.is_file():
-            raise InputError(path, "file not found")
-        if path.stat().st_size == 0:
-            raise InputError(path, "file is empty (0 bytes)")
+        require_nonempty_file(path)
         resampler = None
         try:
             with av.open(str(path)) as container:

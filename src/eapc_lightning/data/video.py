@@ -18,6 +18,7 @@ import numpy as np
 
 from eapc_lightning.constants import VIDEO_FPS
 from eapc_lightning.errors import InputError
+from eapc_lightning.fileio import require_nonempty_file
 
 _DECODE_ERRORS = (av.FFmpegError, ValueError, OSError, EOFError)
 
@@ -45,10 +46,7 @@ def _describe(error: Exception) -> str:
 
 
 def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty (0 bytes)")
+    require_nonempty_file(path)
 
 
 def _open(path: Path) -> av.container.InputContainer:

@@ -15,6 +15,7 @@ import numpy as np
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE
 from eapc_lightning.errors import InputError
+from eapc_lightning.fileio import require_nonempty_file
 from eapc_lightning.landmarks.align import apply_transform, clip_alignment, warp_face
 from eapc_lightning.landmarks.detect import FaceLandmarkDetector
 
@@ -46,10 +47,7 @@ class FacePhoto:
 def read_image(path: str | Path) -> np.ndarray:
     """RGB uint8 pixels of an image file; InputError naming the file when it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty (0 bytes)")
+    require_nonempty_file(path)
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:

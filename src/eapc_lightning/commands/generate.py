@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vid2vid", type=Path, default=None, help="landmark-to-video checkpoint (default: newest)"
     )
     parser.add_argument(
+        "--renderer",
+        choices=("vid2vid", "warp"),
+        default="vid2vid",
+        help="landmarks -> video: vid2vid (trained generator, default) or warp (the photo warped onto"
+        " the landmarks with a painted mouth; needs no vid2vid checkpoint, fast on a CPU)",
+    )
+    parser.add_argument(
         "--landmarks-only", action="store_true", help="write the landmark animation (no vid2vid)"
     )
     parser.add_argument(
@@ -113,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if args.intensity is not None and args.emotion is None:
         print("eapc generate: --intensity needs --emotion", file=sys.stderr)
         return 2
+    if args.renderer == "warp" and args.vid2vid is not None:
+        print("eapc generate: --vid2vid needs --renderer vid2vid", file=sys.stderr)
+        return 2
     with _sigterm_raises():
         try:
             return _run(args)
@@ -154,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         size=args.size,
         device=args.device,
+        renderer=args.renderer,
     )
     bar, update = _progress_bar(not args.no_progress)
     try:
@@ -173,7 +184,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"audio-to-landmark checkpoint: {result.a2l.path}")
     if result.vid2vid is not None:
         print(f"landmark-to-video checkpoint: {result.vid2vid.path}")
-    kind = "landmark animation" if options.landmarks_only else "talking face"
+    kind = (
+        "landmark animation"
+        if options.landmarks_only
+        else "talking face, warp renderer"
+        if options.renderer == "warp"
+        else "talking face"
+    )
     print(
         f"wrote {result.out} ({kind}, {result.num_frames} frames, {result.num_frames / 25:.2f} s, with sound)"
     )

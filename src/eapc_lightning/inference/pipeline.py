@@ -9,7 +9,9 @@ does not grow with the length of the speech:
 4. landmarks per chunk with the a2l network's recurrent state carried over
    (``A2LModule.landmark_stream``);
 5. frames per landmark from the vid2vid EMA generator, the previous frame carried over
-   (``Vid2VidModule.frame_stream``), or drawn landmarks with ``landmarks_only``;
+   (``Vid2VidModule.frame_stream``), or with ``renderer="warp"`` the photo warped onto the landmarks
+   (:class:`eapc_lightning.render.warp_renderer.WarpRenderer`, no trained video model), or drawn
+   landmarks with ``landmarks_only``;
 6. the shared writer (``eapc_lightning.render.video.write_video``) encodes H.264 + AAC as frames arrive,
    with the original speech (resampled to 16 kHz mono) muxed in sync and cut to the video's length.
 
@@ -49,6 +51,7 @@ from eapc_lightning.render.video import (
     write_video,
 )
 
+RENDERERS = ("vid2vid", "warp")  # landmark-to-video: the trained generator, or the training-free mesh warp
 SILENCE_PEAK = 1e-4  # peak amplitude (full scale 1.0) below which the speech counts as silent
 
 
@@ -71,6 +74,7 @@ class GenerateOptions:
     chunk_frames: int = 250
     size: int = CANONICAL_FACE_SIZE  # side of the output video
     device: str = "cpu"
+    renderer: str = "vid2vid"  # one of RENDERERS; "warp" needs no vid2vid checkpoint
 
 
 @dataclass
@@ -148,18 +152,23 @@ def generate(
     """Run the pipeline; ``progress(stage, done, total)`` reports ``"frames"``. Returns what was made and from what.
 
     Raises InputError (bad photo or audio, or an output path that cannot be written, naming the file),
-    MissingCheckpointError (no trained model), ValueError (bad ``size`` or ``device``); the output paths,
-    the device and the checkpoints' kinds are checked before any model is loaded or media decoded.
+    MissingCheckpointError (no trained model), ValueError (bad ``size``, ``device`` or ``renderer``); the
+    output paths, the device and the checkpoints' kinds are checked before any model is loaded or media
+    decoded.
     """
     check_outputs(options)
     if options.size < 16 or options.size % 2:
         raise ValueError(f"--size must be an even number >= 16, got {options.size}")
     check_device(options.device)
+    if options.renderer not in RENDERERS:
+        raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {options.renderer!r}")
     notes: list[str] = []
     a2l_found = resolve_checkpoint("a2l", options.a2l, options.runs_dir)
     check_checkpoint("a2l", a2l_found)
     vid2vid_found = (
-        None if options.landmarks_only else resolve_checkpoint("vid2vid", options.vid2vid, options.runs_dir)
+        None
+        if options.landmarks_only or options.renderer == "warp"
+        else resolve_checkpoint("vid2vid", options.vid2vid, options.runs_dir)
     )
     if vid2vid_found is not None:
         check_checkpoint("vid2vid", vid2vid_found)
@@ -194,6 +203,10 @@ def generate(
             frame_stream = vid2vid_module.frame_stream(
                 photo.aligned_face(CANONICAL_FACE_SIZE), photo.reference_landmarks
             )
+        elif options.renderer == "warp" and not options.landmarks_only:
+            from eapc_lightning.render.warp_renderer import WarpRenderer
+
+            frame_stream = WarpRenderer(photo.aligned_face(options.size), photo.reference_landmarks)
         extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames, settings)
         landmark_file = None
 

@@ -20,9 +20,15 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from eapc_lightning.constants import INNER_LIP, LEFT_EYE, RIGHT_EYE
-from eapc_lightning.data.synthetic.warp import PiecewiseAffineWarp
+from eapc_lightning.constants import LEFT_EYE, RIGHT_EYE
 from eapc_lightning.landmarks.align import CANONICAL_ANCHORS, anchor_points, similarity_transform
+from eapc_lightning.landmarks.mesh_warp import (
+    FaceFrame,
+    PiecewiseAffineWarp,
+    inner_lip_gap,
+    paint_mouth,
+    support_points,
+)
 
 DETECTOR_PIXEL_OFFSET = 0.5  # detector x = OpenCV x + 0.5
 
@@ -60,13 +66,7 @@ MIRROR_68 = np.array(
     + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lip
 )
 
-UPPER_INNER_LIP = (61, 62, 63)
-LOWER_INNER_LIP = (67, 66, 65)  # paired with UPPER_INNER_LIP
-MOUTH_CAVITY_RGB = (52, 20, 26)
-TEETH_RGB = (222, 214, 204)
-_SUBPIXEL_BITS = 4
 TRIANGULATION_OPENING = 0.6  # jaw opening of the shape the warp mesh is triangulated on
-TEETH_DEPTH = 0.25  # upper-teeth band height, relative to the rest gap between the inner lips
 
 
 @dataclass(frozen=True)
@@ -135,33 +135,6 @@ def render_identity(identity: Identity, size: int) -> tuple[np.ndarray, np.ndarr
     )
     framed_points = points @ matrix[:, :2].T + matrix[:, 2]
     return _recolour(framed, identity), framed_points.astype(np.float64)
-
-
-@dataclass(frozen=True)
-class FaceFrame:
-    """Face-aligned axes: ``u`` along the eyes (image right), ``v`` perpendicular (down); ``unit`` = D."""
-
-    origin: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    unit: float
-
-    @classmethod
-    def of(cls, points: np.ndarray) -> "FaceFrame":
-        right_eye = points[list(RIGHT_EYE)].mean(axis=0)
-        left_eye = points[list(LEFT_EYE)].mean(axis=0)
-        axis = left_eye - right_eye
-        unit = float(np.linalg.norm(axis))
-        u = axis / unit
-        return cls(origin=points[27:36].mean(axis=0), u=u, v=np.array([-u[1], u[0]]), unit=unit)
-
-    def to_image(self, local: np.ndarray) -> np.ndarray:
-        """Offsets in (u, v) units of D -> image pixel offsets."""
-        return self.unit * (local[..., :1] * self.u + local[..., 1:] * self.v)
-
-    def to_local(self, points: np.ndarray) -> np.ndarray:
-        centred = points - self.origin
-        return np.stack([centred @ self.u, centred @ self.v], axis=-1) / self.unit
 
 
 def _offsets(entries: dict[int, tuple[float, float]]) -> np.ndarray:
@@ -243,26 +216,6 @@ LIP_SPREAD = _symmetric(
 )
 
 
-def _support_points(points: np.ndarray, frame: FaceFrame, size: int) -> np.ndarray:
-    """Control points outside the 68 that keep forehead, hair, neck and background in place."""
-    local = frame.to_local(points)
-    brows = local[17:27]
-    forehead = np.concatenate([brows + [0, -0.55], brows[[0, -1]] + [[-0.35, -0.2], [0.35, -0.2]]])
-    angles = np.linspace(0, 2 * np.pi, 20, endpoint=False)
-    centre = local.mean(axis=0)
-    ring = centre + np.stack([1.75 * np.cos(angles), 1.95 * np.sin(angles)], axis=-1)
-    face_support = frame.origin + frame.to_image(np.concatenate([forehead, ring]))
-    low, high = -0.3 * size, 1.3 * size
-    ticks = np.linspace(low, high, 5)
-    border = np.array(
-        [(x, low) for x in ticks]
-        + [(x, high) for x in ticks]
-        + [(low, y) for y in ticks[1:-1]]
-        + [(high, y) for y in ticks[1:-1]]
-    )
-    return np.concatenate([face_support, border])
-
-
 def _reshape(points: np.ndarray, identity: Identity, frame: FaceFrame) -> np.ndarray:
     """Mild identity shape changes of the 68-point rig."""
     local = frame.to_local(points)
@@ -301,7 +254,7 @@ class FaceRig:
         self.frame = FaceFrame.of(self.base)
         self.neutral = _reshape(self.base, identity, self.frame)
         self.rest_gap = inner_lip_gap(self.neutral)
-        self.support = _support_points(self.base, self.frame, size)
+        self.support = support_points(self.base, size, self.frame)
         self.source = np.concatenate([self.base, self.support])
         # triangulate a half-open mouth so that neither closing nor opening folds a triangle
         half_open = self.neutral + self.frame.to_image(TRIANGULATION_OPENING * JAW_OPEN)
@@ -326,48 +279,6 @@ class FaceRig:
 
 def head_scale(head: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(head[:, :2]))))
-
-
-def inner_lip_gap(points: np.ndarray) -> float:
-    """Mean distance between the paired upper and lower inner-lip points (61-67, 62-66, 63-65)."""
-    pairs = points[list(LOWER_INNER_LIP)] - points[list(UPPER_INNER_LIP)]
-    return float(np.mean(np.linalg.norm(pairs, axis=-1)))
-
-
-def paint_mouth(frame: np.ndarray, targets: np.ndarray, rest_gap: float, unit: float) -> np.ndarray:
-    """Paint the opened mouth inside the inner-lip polygon of ``targets``: a dark oral cavity under a
-    band of upper teeth. At rest (the photograph's own slightly parted lips) nothing is painted; the
-    paint fades in over the first ``0.05 D`` of extra opening."""
-    gap = inner_lip_gap(targets)
-    strength = float(np.clip((gap - rest_gap) / (0.05 * unit), 0.0, 1.0))
-    if strength <= 0.0:
-        return frame
-    upper = targets[[60, 61, 62, 63, 64]]
-    teeth_depth = min(TEETH_DEPTH * rest_gap, 0.2 * gap)
-    teeth_polygon = np.concatenate([upper, upper[::-1] + np.array([0.0, teeth_depth])])
-    # paint inside the mouth's bounding box only
-    height, width = frame.shape[:2]
-    low = np.maximum(np.floor(targets[list(INNER_LIP)].min(axis=0)).astype(int) - 2, 0)
-    high = np.minimum(np.ceil(targets[list(INNER_LIP)].max(axis=0)).astype(int) + 3, [width, height])
-    if np.any(high <= low):
-        return frame
-    box_shape = (high[1] - low[1], high[0] - low[0])
-    scale = 1 << _SUBPIXEL_BITS
-
-    def coverage(polygon: np.ndarray) -> np.ndarray:
-        mask = np.zeros(box_shape, np.uint8)
-        fixed = np.round((polygon - low) * scale).astype(np.int32)
-        cv2.fillPoly(mask, [fixed], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
-        return mask.astype(np.float32)[..., None] / 255.0
-
-    cavity_alpha = strength * coverage(targets[list(INNER_LIP)])
-    teeth_alpha = coverage(teeth_polygon) * cavity_alpha
-    out = frame.copy()
-    box = out[low[1] : high[1], low[0] : high[0]].astype(np.float32)
-    box = box * (1 - cavity_alpha) + np.asarray(MOUTH_CAVITY_RGB, np.float32) * cavity_alpha
-    box = box * (1 - teeth_alpha) + np.asarray(TEETH_RGB, np.float32) * teeth_alpha
-    out[low[1] : high[1], low[0] : high[0]] = np.clip(np.round(box), 0, 255).astype(np.uint8)
-    return out
 
 
 def head_motion(rng: np.random.Generator, num_frames: int, centre: np.ndarray, fps: float) -> np.ndarray:

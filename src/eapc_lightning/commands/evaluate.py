@@ -1,10 +1,12 @@
 """``eapc evaluate``: the whole pipeline on a test split -> the paper's Table 1 (docs/generate.md).
 
     eapc evaluate --data data_modules/synthetic.yaml [--a2l CKPT] [--vid2vid CKPT | --landmarks-only]
-                  [--cache-dir DIR] [--out tables] [--quoted MEAD|CREMA-D|all]
+                  [--cache-dir DIR] [--split test|all] [--out tables] [--quoted MEAD|CREMA-D|all]
 
 The test split is the one the data YAML's ``LandmarkDataModule`` makes (same seed and speaker fractions
-as training). Checkpoints default to the newest under ``runs/``.
+as training). ``--split all`` scores every clip of the cache instead (footage no model trained on, e.g.
+docs/real_speech.md); no speaker split is made then, so a cache of one or two speakers works.
+Checkpoints default to the newest under ``runs/``.
 """
 
 import argparse
@@ -12,11 +14,18 @@ import sys
 from pathlib import Path
 
 QUOTED_CHOICES = ("MEAD", "CREMA-D", "all")
+SPLIT_CHOICES = ("test", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="dataset YAML (data_modules/*.yaml)")
     parser.add_argument("--cache-dir", default=None, help="override the YAML's data.init_args.cache_dir")
+    parser.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default="test",
+        help="clips to score: the test split (default) or every clip of the cache",
+    )
     parser.add_argument(
         "--a2l", type=Path, default=None, help="audio-to-landmark checkpoint (default: newest)"
     )
@@ -35,12 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quoted", choices=QUOTED_CHOICES, default="all", help="which published rows to quote"
     )
     parser.add_argument("--fid-extractor", default="auto", choices=("auto", "official", "offline", "none"))
-    parser.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N test clips")
+    parser.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
     parser.add_argument("--device", default="cpu", help="torch device")
 
 
-def datamodule_from_yaml(path: Path, cache_dir: str | None):
-    """The LandmarkDataModule a dataset YAML describes, parsed and checked as ``eapc fit`` does, set up."""
+def datamodule_from_yaml(path: Path, cache_dir: str | None, setup: bool = True):
+    """The LandmarkDataModule a dataset YAML describes, parsed and checked as ``eapc fit`` does, set up
+    (split and standardised) unless ``setup`` is false."""
     from jsonargparse import ActionConfigFile
     from lightning.pytorch.cli import LightningArgumentParser
 
@@ -63,8 +73,32 @@ def datamodule_from_yaml(path: Path, cache_dir: str | None):
         raise InputError(
             path, f"{reason} (expected a LandmarkDataModule config, e.g. data_modules/synthetic.yaml)"
         ) from None
-    datamodule.setup("test")
+    if setup:
+        datamodule.setup("test")
     return datamodule
+
+
+def _clips_to_score(args: argparse.Namespace):
+    """(records, their audio feature settings, cache folder) for ``--split``; InputError when none."""
+    from eapc_lightning.data.index import list_clips
+    from eapc_lightning.errors import InputError
+
+    if args.split == "test":
+        datamodule = datamodule_from_yaml(args.data, args.cache_dir)
+        records = datamodule.test_clips()[: args.max_clips]
+        if not records:
+            raise InputError(args.data, "the test split is empty")
+        return records, datamodule.audio_features, datamodule.cache_dir
+    datamodule = datamodule_from_yaml(args.data, args.cache_dir, setup=False)
+    everything = list_clips(datamodule.cache_dir)
+    for record in everything[1:]:
+        if record.audio_features != everything[0].audio_features:
+            raise InputError(
+                record.path,
+                f"prepared with other audio feature settings than {everything[0].path.name}: "
+                "prepare the whole cache with one set of settings",
+            )
+    return everything[: args.max_clips], everything[0].audio_features, datamodule.cache_dir
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,20 +107,17 @@ def run(args: argparse.Namespace) -> int:
     from eapc_lightning.inference.checkpoints import MissingCheckpointError, load_module, resolve_checkpoint
 
     try:
-        datamodule = datamodule_from_yaml(args.data, args.cache_dir)
-        records = datamodule.test_clips()[: args.max_clips]
-        if not records:
-            raise InputError(args.data, "the test split is empty")
+        records, audio_features, cache_dir = _clips_to_score(args)
         a2l_found = resolve_checkpoint("a2l", args.a2l, args.runs)
         vid2vid_found = (
             None if args.landmarks_only else resolve_checkpoint("vid2vid", args.vid2vid, args.runs)
         )
         a2l = load_module("a2l", a2l_found, args.device)
-        if a2l.audio_features != datamodule.audio_features:
+        if a2l.audio_features != audio_features:
             raise InputError(
                 a2l_found.path,
                 f"trained on audio features computed with other settings than the cache "
-                f"{datamodule.cache_dir} holds ({datamodule.audio_features.digest()}): prepare the data with "
+                f"{cache_dir} holds ({audio_features.digest()}): prepare the data with "
                 "the model's settings, or evaluate a model trained on this cache",
             )
         vid2vid = None if vid2vid_found is None else load_module("vid2vid", vid2vid_found, args.device)
@@ -101,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     with Progress() as bar:
-        task = bar.add_task(f"evaluating {len(records)} test clips", total=len(records))
+        clips = "test clips" if args.split == "test" else "clips"
+        task = bar.add_task(f"evaluating {len(records)} {clips}", total=len(records))
         result = evaluate_split(
             records,
             a2l,
@@ -115,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
         )
     for clip_id, error in result.failures.items():
         print(f"clip {clip_id} failed: {error}", file=sys.stderr)
-    print(f"wrote {result.table_markdown}, {result.table_csv}, {result.per_clip_csv}")
+    print(
+        f"wrote {result.table_markdown}, {result.table_csv}, {result.landmark_stage_csv}, "
+        f"{result.per_clip_csv}"
+    )
     if result.figure is not None:
         print(f"wrote {result.figure}")
     return 0

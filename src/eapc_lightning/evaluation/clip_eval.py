@@ -8,7 +8,10 @@ PSNR / SSIM against the ground-truth crops at the generator's resolution. Frames
 face in a generated frame are left out of the landmark metrics (the count is recorded); LVD uses only
 pairs of consecutive frames that were both found.
 
-The predicted landmarks are also scored directly (``a2l_*`` columns), which isolates the first stage.
+The predicted landmarks are also scored directly (``a2l_*`` columns), which isolates the first stage, as
+is the clip's first-frame reference held still over the clip (``held_*``: what a model that ignores the
+audio would score). The inner-lip gap of the predicted and true landmarks is compared frame by frame
+(``eapc_lightning.metrics.mouth_opening``): does the mouth open when the speaker's does, and as far.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from eapc_lightning.constants import CANONICAL_FACE_SIZE, MOUTH
 from eapc_lightning.data.cache import load_clip
 from eapc_lightning.landmarks.detect import FaceLandmarkDetector
 from eapc_lightning.metrics.landmark import centre_frames
+from eapc_lightning.metrics.mouth_opening import MouthOpening, mouth_opening_stats
 
 LANDMARK_METRICS = ("M-LD", "M-LVD", "F-LD", "F-LVD")
 
@@ -62,6 +66,9 @@ class ClipOutcome:
     clip_id: str
     num_frames: int
     a2l: LandmarkSums
+    held_still: LandmarkSums | None = None  # the first-frame reference repeated over the clip
+    mouth: MouthOpening | None = None  # predicted vs true inner-lip gap
+    held_mouth: MouthOpening | None = None  # held-still reference vs true inner-lip gap
     redetected: LandmarkSums | None = None
     frames_with_face: int | None = None
     psnr: float | None = None
@@ -86,8 +93,19 @@ def evaluate_clip(
     arrays = clip.arrays
     truth_landmarks = arrays["landmarks"].astype(np.float32)
     predicted = a2l_module.predict_clip(arrays["mfcc"], arrays["llf"], truth_landmarks[0]).numpy()
-    outcome = ClipOutcome(clip_id=record.clip_id, num_frames=len(predicted), a2l=LandmarkSums())
-    outcome.a2l.add(predicted, truth_landmarks, np.ones(len(predicted), bool))
+    truth_landmarks = truth_landmarks[: len(predicted)]
+    every_frame = np.ones(len(predicted), bool)
+    outcome = ClipOutcome(
+        clip_id=record.clip_id,
+        num_frames=len(predicted),
+        a2l=LandmarkSums(),
+        held_still=LandmarkSums(),
+        mouth=mouth_opening_stats(predicted, truth_landmarks),
+    )
+    outcome.a2l.add(predicted, truth_landmarks, every_frame)
+    held = np.repeat(truth_landmarks[:1], len(truth_landmarks), axis=0)
+    outcome.held_still.add(held, truth_landmarks, every_frame)
+    outcome.held_mouth = mouth_opening_stats(held, truth_landmarks)
     if vid2vid_module is None:
         return outcome
 

@@ -5,6 +5,11 @@ Landmark metrics pool distance sums over all clips (as the torchmetrics states w
 are computed per clip (over all its frames) and averaged over clips weighted by their frame counts; FID compares all generated frames with all ground-truth
 crops (at the generator's resolution) with the offline Inception extractor of
 ``eapc_lightning.metrics.image``.
+
+Below Table 1, ``table1.md`` holds the audio-to-landmark stage on its own (also ``landmark_stage.csv``):
+the predicted landmarks beside the first-frame reference held still, with the mouth-opening statistics
+of ``eapc_lightning.metrics.mouth_opening``; the per-clip CSV has the held-still metrics (``held_*``)
+and the mouth-opening values of each clip.
 """
 
 import csv
@@ -16,9 +21,11 @@ import torch
 
 from eapc_lightning.evaluation.clip_eval import LANDMARK_METRICS, ClipOutcome, LandmarkSums, evaluate_clip
 from eapc_lightning.evaluation.figure import write_grid
+from eapc_lightning.evaluation.landmark_stage import StageRow, stage_csv, stage_markdown
 from eapc_lightning.evaluation.table1 import TableRow, quoted_rows, write_table1
 from eapc_lightning.fileio import atomic_write_bytes
 from eapc_lightning.metrics.image import build_fid
+from eapc_lightning.metrics.mouth_opening import summarise
 
 FIGURE_CLIPS = 3
 
@@ -28,16 +35,32 @@ class EvaluationResult:
     table_markdown: Path
     table_csv: Path
     per_clip_csv: Path
+    landmark_stage_csv: Path
     figure: Path | None
     ours: list[TableRow]
     failures: dict[str, str]
+    stage: list[StageRow]
+
+
+MOUTH_CSV_COLUMNS = (
+    "mouth_r",
+    "mouth_std_ratio",
+    "pred_gap_min",
+    "pred_gap_max",
+    "pred_gap_range",
+    "true_gap_min",
+    "true_gap_max",
+    "true_gap_range",
+)
 
 
 def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = [f"a2l_{n}" for n in LANDMARK_METRICS] + list(LANDMARK_METRICS)
-    writer.writerow(["clip_id", "status", "frames", "frames_with_face", *names, "PSNR", "SSIM", "error"])
+    held_names = [f"held_{n}" for n in LANDMARK_METRICS]
+    header = ["clip_id", "status", "frames", "frames_with_face", *names, "PSNR", "SSIM"]
+    writer.writerow([*header, *held_names, *MOUTH_CSV_COLUMNS, "error"])
 
     def cell(value):
         return "" if value is None else f"{value:.6g}"
@@ -45,6 +68,14 @@ def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
     for outcome in outcomes:
         a2l = outcome.a2l.values()
         redetected = outcome.redetected.values() if outcome.redetected else {}
+        held = outcome.held_still.values() if outcome.held_still else {}
+        mouth = outcome.mouth
+        mouth_cells = (
+            [mouth.r, mouth.std_ratio, mouth.predicted_min, mouth.predicted_max, mouth.predicted_range]
+            + [mouth.true_min, mouth.true_max, mouth.true_range]
+            if mouth is not None
+            else [None] * len(MOUTH_CSV_COLUMNS)
+        )
         writer.writerow(
             [
                 outcome.clip_id,
@@ -55,11 +86,14 @@ def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
                 *[cell(redetected.get(n)) for n in LANDMARK_METRICS],
                 cell(outcome.psnr),
                 cell(outcome.ssim),
+                *[cell(held.get(n)) for n in LANDMARK_METRICS],
+                *[cell(v) for v in mouth_cells],
                 "",
             ]
         )
     for clip_id, error in failures.items():
-        writer.writerow([clip_id, "failed", "", "", *[""] * 8, "", "", error])
+        blanks = [""] * (len(names) + 2 + len(held_names) + len(MOUTH_CSV_COLUMNS))
+        writer.writerow([clip_id, "failed", "", "", *blanks, error])
     return buffer.getvalue()
 
 
@@ -78,7 +112,7 @@ def evaluate_split(
     out_dir = Path(out_dir)
     outcomes: list[ClipOutcome] = []
     failures: dict[str, str] = {}
-    a2l_pool, redetected_pool = LandmarkSums(), LandmarkSums()
+    a2l_pool, redetected_pool, held_pool = LandmarkSums(), LandmarkSums(), LandmarkSums()
     frames_total = frames_found = 0
     psnr_sum = ssim_sum = 0.0
     fid = None if vid2vid_module is None else build_fid(fid_extractor)
@@ -93,6 +127,8 @@ def evaluate_split(
             if progress is not None:
                 progress(index + 1, len(records))
         a2l_pool.merge(outcome.a2l)
+        if outcome.held_still is not None:
+            held_pool.merge(outcome.held_still)
         if outcome.redetected is not None:
             redetected_pool.merge(outcome.redetected)
             frames_total += outcome.num_frames
@@ -129,8 +165,24 @@ def evaluate_split(
         ours.append(TableRow(dataset_label, "EAPC (ours, full pipeline)", values, source, notes=note))
     if failures:
         ours[0].notes += f"; {len(failures)} clips failed (see per_clip.csv)"
-    markdown, table = write_table1(out_dir, ours, quoted_rows(quoted_dataset))
+    stage = [
+        StageRow(
+            "EAPC (ours, predicted landmarks)",
+            a2l_pool.values(),
+            summarise([o.mouth for o in outcomes if o.mouth is not None]),
+        ),
+        StageRow(
+            "Reference held still",
+            held_pool.values(),
+            summarise([o.held_mouth for o in outcomes if o.held_mouth is not None]),
+        ),
+    ]
+    markdown, table = write_table1(
+        out_dir, ours, quoted_rows(quoted_dataset), appendix=stage_markdown(stage, dataset_label)
+    )
+    stage_table = out_dir / "landmark_stage.csv"
+    atomic_write_bytes(stage_table, stage_csv(stage).encode())
     per_clip = out_dir / "per_clip.csv"
     atomic_write_bytes(per_clip, _per_clip_csv(outcomes, failures).encode())
     figure = write_grid(out_dir / "fig4_generated_vs_truth.png", figure_clips) if figure_clips else None
-    return EvaluationResult(markdown, table, per_clip, figure, ours, failures)
+    return EvaluationResult(markdown, table, per_clip, stage_table, figure, ours, failures, stage)

@@ -94,12 +94,14 @@ def table1_csv(rows: list[TableRow]) -> str:
     return buffer.getvalue()
 
 
-def write_table1(folder, ours: list[TableRow], quoted: list[TableRow]) -> tuple:
-    """Write ``table1.md`` and ``table1.csv`` into ``folder`` atomically; return their paths."""
+def write_table1(folder, ours: list[TableRow], quoted: list[TableRow], appendix: str = "") -> tuple:
+    """Write ``table1.md`` (then ``appendix``, markdown) and ``table1.csv`` into ``folder`` atomically;
+    return their paths."""
     from pathlib import Path
 
     folder = Path(folder)
     markdown, table = folder / "table1.md", folder / "table1.csv"
-    atomic_write_bytes(markdown, table1_markdown(ours, quoted).encode())
+    text = table1_markdown(ours, quoted) + (f"\n{appendix}" if appendix else "")
+    atomic_write_bytes(markdown, text.encode())
     atomic_write_bytes(table, table1_csv(ours + quoted).encode())
     return markdown, table

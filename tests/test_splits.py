@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.data.index import ClipRecord
 from eapc_lightning.data.splits import SPLIT_NAMES, split_by_speaker
 
@@ -20,6 +21,7 @@ def make_records(num_speakers: int = 10, clips_per_speaker: int = 4) -> list[Cli
             emotion=c % 8,
             level=1,
             num_frames=50,
+            audio_features=AudioFeatureConfig(),
         )
         for s in range(num_speakers)
         for c in range(clips_per_speaker)
@@ -148,6 +150,7 @@ def crema_d_records(shared_data: Path) -> list[ClipRecord]:
             emotion=-1,
             level=0,
             num_frames=0,
+            audio_features=AudioFeatureConfig(),
         )
         for name in names
     ]

@@ -243,9 +243,10 @@ def _key_paths(tree, prefix: str = ""):
 
 def _where_set(key: str, argv: list[str]) -> tuple[str, str]:
     """Where an unknown key was given: (the last config file, or "the command line"; its full key path)."""
-    if any(argument.lstrip("-").split("=")[0].split(".")[-1] == key for argument in argv):
-        dotted = next(a.lstrip("-").split("=")[0] for a in argv if a.lstrip("-").split("=")[0].endswith(key))
-        return "the command line", dotted
+    for argument in argv:
+        dotted = argument.lstrip("-").split("=")[0]
+        if dotted.split(".")[-1] == key:
+            return "the command line", dotted
     for path in reversed(_config_files(argv)):
         try:
             tree = yaml.safe_load(path.read_text())

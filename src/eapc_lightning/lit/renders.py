@@ -22,6 +22,7 @@ from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
 from eapc_lightning.data.cache import load_clip
 from eapc_lightning.fileio import write_png
 from eapc_lightning.lit.run_records import output_folder
+from eapc_lightning.lit.vid2vid import to_unit
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +149,6 @@ class LandmarkRenders(Callback):
         return path
 
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
-    return ((images.float() + 1) / 2).clamp(0, 1)
-
-
 def _picture(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
     return (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
@@ -203,9 +200,9 @@ class Vid2VidRenders(Callback):
                 if len(self._sample_frames) >= self.sample_video_clips:
                     continue
                 self._sample_frames[clip_id] = []
-            reference = _unit(batch["reference_images"][index, 0])
+            reference = to_unit(batch["reference_images"][index, 0])
             for t in range(fake.shape[1]):
-                row = torch.cat([reference, fake[index, t], _unit(batch["images"][index, t])], dim=-1)
+                row = torch.cat([reference, fake[index, t], to_unit(batch["images"][index, t])], dim=-1)
                 self._sample_frames[clip_id].append((int(batch["frame_indices"][index, t]), _picture(row)))
 
     def _save_grid(self, trainer, pl_module, batch: dict, fake: torch.Tensor, stage: str) -> None:
@@ -214,10 +211,10 @@ class Vid2VidRenders(Callback):
         tiles = []
         for index in range(min(self.num_grid_samples, fake.shape[0])):
             tiles += [
-                _unit(batch["reference_images"][index, 0]),
+                to_unit(batch["reference_images"][index, 0]),
                 batch["labels"][index, -1].float().expand(3, -1, -1),
                 fake[index, -1],
-                _unit(batch["images"][index, -1]),
+                to_unit(batch["images"][index, -1]),
             ]
         picture = _picture(make_grid(torch.stack(tiles).cpu(), nrow=4, padding=2, pad_value=1.0))
         name = f"{stage}_epoch{pl_module.current_epoch:03d}.png"

@@ -5,7 +5,15 @@ EAPC := .venv/bin/eapc
 # dataset for the training targets: synthetic (embedded default), mead, crema_d or folder
 DATA ?= synthetic
 ROOT ?=
+SEED ?= 0
 SEEDS ?= 0 1 2
+JOBS ?= 2
+RUNS ?= runs
+# further `eapc pipeline` arguments, e.g. ARGS="--resume" or ARGS="--set trainer.max_epochs=3"
+ARGS ?=
+# the experiment of train-vid2vid (experiments/vid2vid_mead.yaml is the paper-scale GPU setting)
+CONFIG ?= experiments/vid2vid.yaml
+DATA_ARGS = --data $(DATA) $(if $(ROOT),--root $(ROOT)) --runs $(RUNS)
 export WANDB_MODE ?= offline
 export PYTHONHASHSEED := 0
 
@@ -29,16 +37,16 @@ test: lint
 	$(PY) -m pytest -q --durations=15
 
 train-a2l: env
-	DATA=$(DATA) ROOT=$(ROOT) bash scripts/train_a2l.sh
+	$(EAPC) pipeline a2l $(DATA_ARGS) --seed $(SEED) $(ARGS)
 
 sweep-ablation: env
-	DATA=$(DATA) ROOT=$(ROOT) SEEDS="$(SEEDS)" bash scripts/sweep_ablation.sh
+	$(EAPC) pipeline ablation $(DATA_ARGS) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
 train-vid2vid: env
-	DATA=$(DATA) ROOT=$(ROOT) bash scripts/train_vid2vid.sh
+	$(EAPC) pipeline vid2vid $(DATA_ARGS) --seed $(SEED) --config $(CONFIG) $(ARGS)
 
 demo: env
-	bash scripts/demo.sh
+	$(EAPC) pipeline demo --runs $(RUNS) $(ARGS)
 
 # Re-pin requirements.lock from the current environment (after changing pyproject ranges).
 lock: env

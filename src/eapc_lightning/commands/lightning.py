@@ -126,13 +126,30 @@ class EAPCLightningCLI(LightningCLI):
     """
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        """The configured Trainer plus the callbacks every run has (run records), unless already listed."""
+        """The configured Trainer plus the callbacks every run has (run records), unless already listed.
+
+        When stdout is not a terminal (a log file), the progress bar gives way to
+        :class:`~eapc_lightning.lit.progress.LineProgress`, which prints plain lines a log can hold.
+        """
+        from lightning.pytorch.callbacks import ProgressBar
+        from lightning.pytorch.loggers import WandbLogger
+
+        from eapc_lightning.lit.progress import LineProgress
         from eapc_lightning.lit.run_records import FinalMetrics, RunMetadata
 
         trainer = super().instantiate_trainer(**kwargs)
         for always_on in (RunMetadata, FinalMetrics):
             if not any(isinstance(callback, always_on) for callback in trainer.callbacks):
                 trainer.callbacks.append(always_on())
+        if not sys.stdout.isatty():
+            trainer.callbacks = [
+                LineProgress() if isinstance(callback, ProgressBar) else callback
+                for callback in trainer.callbacks
+            ]
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous") is None:
+                # Lightning always passes `anonymous`, and wandb warns that the setting has no effect
+                logger._wandb_init.pop("anonymous", None)
         return trainer
 
     def init_parser(self, **kwargs) -> LightningArgumentParser:
@@ -165,6 +182,8 @@ class EAPCLightningCLI(LightningCLI):
         output_dir = run_dir if self.subcommand in (None, "fit") else run_dir / self.subcommand
         self.run_dir, self.output_dir = run_dir, output_dir
         config.trainer.default_root_dir = str(output_dir)
+        # made now, before the loggers start: W&B looks for the git repository from its folder
+        output_dir.mkdir(parents=True, exist_ok=True)
         self._point_loggers_into(config, run_dir, output_dir)
         for callback in _entries(config.trainer.callbacks):
             if _class_name(callback) == "ModelCheckpoint":

@@ -3,8 +3,11 @@
 The 468 -> 68 index table is ``eapc_lightning.constants.MEDIAPIPE_TO_68``.
 """
 
+import atexit
 import logging
 import os
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -15,9 +18,59 @@ log = logging.getLogger(__name__)
 _INDEX = np.asarray(MEDIAPIPE_TO_68)
 
 
+# What MediaPipe's native code writes to stderr as each model of a FaceMesh graph starts, from the
+# graph's own threads and after the call that started it has returned (absl logs straight to file
+# descriptor 2 and ignores GLOG_minloglevel / TF_CPP_MIN_LOG_LEVEL): notices about its own set-up,
+# two to three per detector, nothing a user can act on.
+NATIVE_START_NOTICES = (
+    b"inference_feedback_manager.cc",  # "Feedback manager requires a model with a single signature ..."
+    b"Created TensorFlow Lite XNNPACK delegate",
+    b"All log messages before absl::InitializeLog() is called",
+)
+_stderr_filter: threading.Thread | None = None
+
+
+def _forward_stderr(pipe_read: int, stderr: int) -> None:
+    pending = b""
+    while chunk := os.read(pipe_read, 65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        kept = [line for line in lines if not any(notice in line for notice in NATIVE_START_NOTICES)]
+        if kept:
+            os.write(stderr, b"\n".join(kept) + b"\n")
+    if pending:
+        os.write(stderr, pending)
+    os.close(pipe_read)
+
+
+def _restore_stderr(stderr: int, forwarder: threading.Thread) -> None:
+    sys.stderr.flush()
+    os.dup2(stderr, 2)  # closes the pipe's last writing end: the forwarder drains it and stops
+    forwarder.join(timeout=5)
+
+
+def drop_native_start_notices() -> None:
+    """From now on, this process's stderr passes through a thread that drops the lines of
+    :data:`NATIVE_START_NOTICES` and forwards everything else as it arrives (idempotent).
+
+    Installed by the first detector of a process. At exit the real stderr is put back and what is still
+    in the pipe is forwarded, so a traceback printed on the way out is not lost.
+    """
+    global _stderr_filter
+    if _stderr_filter is not None:
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    pipe_read, pipe_write = os.pipe()
+    os.dup2(pipe_write, 2)
+    os.close(pipe_write)
+    _stderr_filter = threading.Thread(
+        target=_forward_stderr, args=(pipe_read, stderr), name="native-stderr-filter", daemon=True
+    )
+    _stderr_filter.start()
+    atexit.register(_restore_stderr, stderr, _stderr_filter)
+
+
 def _quiet_mediapipe() -> None:
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
 
 
@@ -33,6 +86,7 @@ class FaceLandmarkDetector:
         _quiet_mediapipe()
         import mediapipe as mp
 
+        drop_native_start_notices()
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video,
             max_num_faces=max_faces,

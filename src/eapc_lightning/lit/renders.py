@@ -109,6 +109,7 @@ class LandmarkRenders(Callback):
                         key="test/renders",
                         videos=[str(path) for path in written],
                         caption=[path.stem for path in written],
+                        format=["mp4"] * len(written),
                     )
 
     def render_clip(self, pl_module: LightningModule, clip_path: str | Path, folder: Path) -> Path:

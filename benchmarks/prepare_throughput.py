@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from eapc_lightning.data.prepare import prepare_dataset, select_items
-from eapc_lightning.data.video import iter_frames
 from eapc_lightning.landmarks.detect import FaceLandmarkDetector
+from eapc_lightning.prepare.run import prepare_dataset
+from eapc_lightning.prepare.selection import select_items
+from eapc_lightning.prepare.video import iter_frames
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voxceleb2"
 

@@ -16,7 +16,7 @@ import torch
 import torchaudio.functional as AF
 
 from eapc_lightning.audio import load_audio
-from eapc_lightning.data.video import read_video
+from eapc_lightning.prepare.video import read_video
 
 HDTF_CLIP = "hdtf/WDA_KatieHill_000.mp4"
 

@@ -14,14 +14,11 @@ import pytest
 from eapc_lightning.audio import extract_features, load_audio
 from eapc_lightning.cli import main as eapc_main
 from eapc_lightning.data.cache import CLIP_ARRAYS, load_clip
-from eapc_lightning.data.prepare import (
-    PrepareSettings,
-    PrepareUsageError,
-    cached_clip_paths,
-    load_manifest,
-    prepare_dataset,
-    select_items,
-)
+from eapc_lightning.prepare.errors import ArgumentError
+from eapc_lightning.prepare.manifest import cached_clip_paths, load_manifest
+from eapc_lightning.prepare.run import prepare_dataset
+from eapc_lightning.prepare.selection import select_items
+from eapc_lightning.prepare.settings import PrepareSettings
 from prepare_media import RealMedia, noise_frames, write_clip
 
 CROP = 64
@@ -167,7 +164,7 @@ def test_shards_split_the_items_and_workers_match_one_process(media, tmp_path):
     for name in clip_files(sharded):
         assert_same_clip(sharded / "clips" / name, pooled / "clips" / name)
 
-    with pytest.raises(PrepareUsageError, match="shard-index"):
+    with pytest.raises(ArgumentError, match="shard_index must be in"):
         prepare_dataset("folder", root, pooled, num_shards=2, shard_index=2)
 
 

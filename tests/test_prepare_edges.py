@@ -14,7 +14,9 @@ import pytest
 
 from eapc_lightning.cli import main as eapc_main
 from eapc_lightning.data.cache import CLIP_ARRAYS, load_clip
-from eapc_lightning.data.prepare import file_fingerprint, load_manifest
+from eapc_lightning.prepare.errors import PrepareUsageError
+from eapc_lightning.prepare.manifest import file_fingerprint, load_manifest
+from eapc_lightning.prepare.run import prepare_dataset
 from prepare_media import RealMedia
 from test_prepare import make_folder, statuses
 
@@ -242,8 +244,30 @@ def test_filters_that_select_nothing(tmp_path, capsys):
     message = prepare_error(capsys, *common, "--emotions", "sad", "--views", "left_30")
     assert "none matches --emotions sad --views left_30" in message and "emotions happy" in message
     message = prepare_error(capsys, *common, "--limit", "0")
-    assert "--limit 0 selects no items" in message
+    assert "--limit must be at least 1, not 0" in message
     assert not out.exists()
+
+
+def test_the_library_names_parameters_and_the_command_names_flags(tmp_path, capsys):
+    mead = touch_mead(tmp_path / "MEAD")
+    blocker = tmp_path / "somefile.txt"
+    blocker.write_text("not a folder")
+    cases = (  # prepare_dataset's arguments, the CLI's, what both messages say
+        ({"workers": 0}, ["--workers", "0"], "must be at least 1, not 0"),
+        ({"shard_index": 3}, ["--shard-index", "3"], "must be in [0, 1), not 3"),
+        ({"speakers": ["M009"]}, ["--speakers", "M009"], "2 clip(s) found, but none matches"),
+        ({"out": blocker / "cache"}, ["--out", str(blocker / "cache")], f"{blocker} is a file"),
+    )
+    for kwargs, flags, problem in cases:
+        where = {"out": tmp_path / "cache", **kwargs}
+        with pytest.raises(PrepareUsageError) as caught:
+            prepare_dataset("mead", mead, where.pop("out"), **where)
+        library = str(caught.value)
+        assert problem in library and "--" not in library and len(library.splitlines()) == 1
+        command = ["--dataset", "mead", "--root", str(mead), "--out", str(tmp_path / "cache"), *flags]
+        message = prepare_error(capsys, *command)
+        assert problem in message and flags[0] in message
+    assert not (tmp_path / "cache").exists()
 
 
 def test_empty_shard_says_so(tmp_path, capsys):

@@ -5,8 +5,8 @@ import pytest
 
 from eapc_lightning.audio import load_audio
 from eapc_lightning.data.cache import load_clip
-from eapc_lightning.data.prepare import prepare_dataset
-from eapc_lightning.data.video import probe_video
+from eapc_lightning.prepare.run import prepare_dataset
+from eapc_lightning.prepare.video import probe_video
 
 CROP = 64
 VOXCELEB_CLIPS = 3  # the first three by name: 00002, 00010, 00015 (406 frames); all 14 take ~1 min

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from eapc_lightning.constants import CREMA_D_EMOTIONS, EMOTIONS
-from eapc_lightning.data.sources import (
+from eapc_lightning.errors import InputError
+from eapc_lightning.landmarks.gaps import NoUsableFaceError, fill_gaps, missing_runs
+from eapc_lightning.prepare.sources import (
     crema_d_items,
     enumerate_items,
     filter_items,
@@ -18,9 +20,7 @@ from eapc_lightning.data.sources import (
     parse_crema_d_name,
     safe_id,
 )
-from eapc_lightning.data.video import count_frames, probe_video, read_video
-from eapc_lightning.errors import InputError
-from eapc_lightning.landmarks.gaps import NoUsableFaceError, fill_gaps, missing_runs
+from eapc_lightning.prepare.video import count_frames, probe_video, read_video
 
 
 def touch(path: Path, payload: bytes = b"x") -> Path:

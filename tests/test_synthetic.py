@@ -16,8 +16,8 @@ import pytest
 from eapc_lightning.audio.decode import load_audio
 from eapc_lightning.cli import main as eapc_main
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, LEFT_EYE, RIGHT_EYE, VIDEO_FPS
-from eapc_lightning.data.synthetic import SYNTH_PRESETS, generate_dataset
-from eapc_lightning.data.synthetic.generator import ClipSpec, make_clip
+from eapc_lightning.synth import SYNTH_PRESETS, generate_dataset
+from eapc_lightning.synth.generator import ClipSpec, make_clip
 
 SAMPLES_PER_FRAME = AUDIO_SAMPLE_RATE // VIDEO_FPS
 MOUTH = slice(48, 68)
@@ -217,8 +217,8 @@ def test_levels_scale_the_voice():
 def test_base_landmarks_table_matches_mediapipe_on_the_photograph():
     from skimage import data
 
-    from eapc_lightning.data.synthetic.face import ASTRONAUT_LANDMARKS
     from eapc_lightning.landmarks.detect import FaceLandmarkDetector
+    from eapc_lightning.synth.face import ASTRONAUT_LANDMARKS
 
     with FaceLandmarkDetector(video=False) as detector:
         detected = detector(data.astronaut())
@@ -268,9 +268,9 @@ def _signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def test_warp_mesh_never_folds_at_extreme_poses():
     """The triangulation is fixed per speaker; no pose the generator can produce may flip a triangle."""
     from eapc_lightning.constants import EMOTIONS
-    from eapc_lightning.data.synthetic.emotion import face_offsets
-    from eapc_lightning.data.synthetic.face import TRIANGULATION_OPENING, FaceRig, head_matrix
-    from eapc_lightning.data.synthetic.generator import speaker_profile
+    from eapc_lightning.synth.emotion import face_offsets
+    from eapc_lightning.synth.face import TRIANGULATION_OPENING, FaceRig, head_matrix
+    from eapc_lightning.synth.generator import speaker_profile
 
     for index in range(4):
         rig = FaceRig(speaker_profile(index, seed=0).identity)

@@ -7,8 +7,8 @@ import numpy as np
 
 from eapc_lightning.constants import MOUTH
 from eapc_lightning.data.cache import load_clip
-from eapc_lightning.data.prepare import prepare_dataset
-from eapc_lightning.data.synthetic import generate_dataset
+from eapc_lightning.prepare.run import prepare_dataset
+from eapc_lightning.synth import generate_dataset
 
 MOUTH_TOLERANCE_PX = 3.0  # mean over mouth points and frames, pixels of the 256x256 synthetic video
 

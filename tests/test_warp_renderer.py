@@ -9,10 +9,10 @@ import pytest
 
 from eapc_lightning.audio import load_audio
 from eapc_lightning.cli import main as eapc
-from eapc_lightning.data.synthetic.face import Identity, render_identity
 from eapc_lightning.inference.pipeline import GenerateOptions, generate
 from eapc_lightning.landmarks.mesh_warp import signed_areas
 from eapc_lightning.render.warp_renderer import WarpRenderer
+from eapc_lightning.synth.face import Identity, render_identity
 from prepare_media import write_wav
 from tiny_models import tiny_models_once
 

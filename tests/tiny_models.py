@@ -1,6 +1,6 @@
 """Tiny trained models for the generate / evaluate / report tests, built once per test process.
 
-* The small synthetic preset (``eapc_lightning.data.synthetic``) -> per-clip features (``extract_features``)
+* The small synthetic preset (``eapc_lightning.synth``) -> per-clip features (``extract_features``)
   of each clip as synthesised and of a copy with random spectral tilt, gain and noise floor, and the
   generator's own target landmarks aligned into the canonical frame one frame at a time (head motion
   removed), cut into 25-frame windows; a tiny ``A2LModule`` trains on them for a fixed number of Adam
@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from eapc_lightning.audio import extract_features, load_audio
 from eapc_lightning.audio.features import frames_in
-from eapc_lightning.data.synthetic import generate_dataset
 from eapc_lightning.landmarks.align import apply_transform, clip_alignment
+from eapc_lightning.synth import generate_dataset
 
 A2L_NETWORK = dict(
     audio_hidden=48,
@@ -216,7 +216,7 @@ def train_vid2vid(cache: Path, run_dir: Path, steps: int = VID2VID_STEPS, seed: 
 
 
 def build_tiny_models(root: Path) -> TinyModels:
-    from eapc_lightning.data.prepare import prepare_dataset
+    from eapc_lightning.prepare.run import prepare_dataset
 
     synthetic = root / "synthetic_a2l"
     generate_dataset(synthetic, preset="small", seed=0, size=128)

@@ -14,8 +14,8 @@ import numpy as np
 from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, INNER_LIP, JAW, MOUTH, OUTER_LIP
 from eapc_lightning.data.cache import encode_faces, save_clip
-from eapc_lightning.data.synthetic.face import ASTRONAUT_LANDMARKS
 from eapc_lightning.landmarks.align import apply_transform, clip_alignment, warp_face
+from eapc_lightning.synth.face import ASTRONAUT_LANDMARKS
 
 # Generator widths small enough for CPU tests of shapes, optimiser steps and DDP.
 TINY_GENERATOR = {
@@ -67,8 +67,8 @@ def synthetic_face_clip(num_frames: int, crop_size: int = 64, seed: int = 0) -> 
 
 def real_face_clip(video: Path, num_frames: int, crop_size: int = 64) -> dict[str, np.ndarray]:
     """The first ``num_frames`` frames of a real face video, aligned into the canonical frame."""
-    from eapc_lightning.data.video import read_video
     from eapc_lightning.landmarks.detect import FaceLandmarkDetector
+    from eapc_lightning.prepare.video import read_video
 
     frames = read_video(video, max_frames=num_frames)
     points, found = FaceLandmarkDetector(video=True).detect_sequence(frames)

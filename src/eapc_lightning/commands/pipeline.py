@@ -287,8 +287,8 @@ def write_demo_inputs(work: Path) -> tuple[Path, Path]:
     """The demo's face (scikit-image's bundled astronaut photo) and a 6 s synthetic sentence; kept once made."""
     from skimage import data
 
-    from eapc_lightning.data.synthetic import generate_dataset
     from eapc_lightning.fileio import atomic_write_bytes, write_png
+    from eapc_lightning.synth import generate_dataset
 
     face = work / "face.png"
     if not face.is_file():

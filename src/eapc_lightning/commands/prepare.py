@@ -2,18 +2,43 @@
 
 Exit status 0 when the run finished (failed items are recorded in the summary), 2 on usage errors:
 invalid arguments, a root holding no clips in the dataset's layout, filters that select nothing, or a
-cache folder that cannot be written (each a one-line message naming the path).
+cache folder that cannot be written (each a one-line message naming the path). The library raises
+these in its own terms (eapc_lightning.prepare.errors); ``usage_message`` words them with the flags.
 """
 
 import argparse
 import logging
 import sys
 
-from eapc_lightning.data.prepare import DEFAULT_MAX_GAP, PrepareUsageError, prepare_dataset
-from eapc_lightning.data.sources import DATASETS
 from eapc_lightning.landmarks.gaps import GAP_POLICIES
+from eapc_lightning.prepare.errors import (
+    ArgumentError,
+    CacheFolderError,
+    NothingSelectedError,
+    PrepareUsageError,
+)
+from eapc_lightning.prepare.run import prepare_dataset
+from eapc_lightning.prepare.settings import DEFAULT_MAX_GAP
+from eapc_lightning.prepare.sources import DATASETS
 
 SHOWN_FAILURES = 10
+# the flag of each parameter of prepare_dataset (and filter) that an error can name
+FLAGS = {
+    "dataset": "--dataset",
+    "root": "--root",
+    "out": "--out",
+    "labels_csv": "--labels",
+    "workers": "--workers",
+    "num_shards": "--num-shards",
+    "shard_index": "--shard-index",
+    "limit": "--limit",
+    "speakers": "--speakers",
+    "emotions": "--emotions",
+    "views": "--views",
+    "crop_size": "--crop-size",
+    "max_gap": "--max-gap",
+    "gap_policy": "--gap-policy",
+}
 
 
 def _names(text: str) -> list[str]:
@@ -72,10 +97,24 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except PrepareUsageError as error:
-        print(f"eapc prepare: error: {error}", file=sys.stderr)
+        print(f"eapc prepare: error: {usage_message(error)}", file=sys.stderr)
         return 2
     print(brief_summary(summary))
     return 0
+
+
+def usage_message(error: PrepareUsageError) -> str:
+    """The one-line message of a usage error, worded with this command's flags."""
+    if isinstance(error, ArgumentError):
+        return f"{FLAGS[error.name]} must be {error.rule}, not {error.value}"
+    if isinstance(error, NothingSelectedError):
+        wanted = " ".join(f"{FLAGS[name]} {','.join(values)}" for name, values in error.filters.items())
+        return (
+            f"{error.root}: {error.found} clip(s) found, but none matches {wanted} (found {error.available})"
+        )
+    if isinstance(error, CacheFolderError):
+        return f"{FLAGS['out']} {error.out}: {error.reason}"
+    return str(error)
 
 
 def brief_summary(summary: dict) -> str:

@@ -14,7 +14,7 @@ def _csv(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from eapc_lightning.data.synthetic.generator import SYNTH_PRESETS
+    from eapc_lightning.synth.generator import SYNTH_PRESETS
 
     parser.add_argument("--out", required=True, help="output folder (created; complete clips are kept)")
     parser.add_argument("--preset", default="default", choices=sorted(SYNTH_PRESETS), help="dataset size")
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from eapc_lightning.data.synthetic.generator import clip_specs, generate_dataset, resolve_settings
+    from eapc_lightning.synth.generator import clip_specs, generate_dataset, resolve_settings
 
     overrides = {
         "speakers": args.speakers,

@@ -3,7 +3,7 @@
 Layout of a cache folder::
 
     CACHE/clips/<clip_id>.npz     arrays below, written atomically (temp file + rename)
-    CACHE/manifest*.json          index of clips (one file per prepare shard), see eapc_lightning.data.prepare
+    CACHE/manifest*.json          index of clips (one file per prepare shard), see eapc_lightning.prepare.manifest
     CACHE/summary*.json           ok / skipped / failed items with reasons
 
 Arrays of a clip with T frames at 25 fps (see ``CLIP_ARRAYS``):
@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from eapc_lightning.data.index import read_clip_meta
 from eapc_lightning.fileio import atomic_write_bytes
 
 CLIP_ARRAYS = (
@@ -123,9 +124,10 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def load_clip(path: str | Path, keys: tuple[str, ...] = CLIP_ARRAYS) -> CachedClip:
-    """Read the metadata and the requested arrays of one cached clip."""
+    """Read the metadata (``read_clip_meta``: InputError naming an unreadable file) and the requested
+    arrays of one cached clip."""
     path = Path(path)
+    meta = read_clip_meta(path)
     with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(str(archive["meta"]))
         arrays = {key: archive[key] for key in keys}
     return CachedClip(path=path, meta=meta, arrays=arrays)

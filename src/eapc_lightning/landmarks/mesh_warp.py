@@ -1,6 +1,6 @@
 """Moving a face image with its 68 landmarks: a piecewise-affine mesh warp and a painted mouth interior.
 
-Shared by the synthetic data generator (:mod:`eapc_lightning.data.synthetic.face`) and the training-free
+Shared by the synthetic data generator (:mod:`eapc_lightning.synth.face`) and the training-free
 renderer of ``eapc generate --renderer warp`` (:mod:`eapc_lightning.render.warp_renderer`).
 
 * :class:`FaceFrame`: face-aligned axes (along the eyes and perpendicular, in units of the inter-ocular

@@ -26,17 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, EMOTION_TO_INDEX, EMOTIONS, VIDEO_FPS
-from eapc_lightning.data.synthetic.emotion import LEVEL_INTENSITY, face_offsets, voice_style
-from eapc_lightning.data.synthetic.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_motion
-from eapc_lightning.data.synthetic.media import write_audio, write_npy, write_video
-from eapc_lightning.data.synthetic.speech import (
+from eapc_lightning.fileio import atomic_write_json
+from eapc_lightning.synth.emotion import LEVEL_INTENSITY, face_offsets, voice_style
+from eapc_lightning.synth.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_motion
+from eapc_lightning.synth.media import write_audio, write_npy, write_video
+from eapc_lightning.synth.speech import (
     Voice,
     build_tracks,
     per_video_frame,
     plan_sentence,
     render_audio,
 )
-from eapc_lightning.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from eapc_lightning.constants import EMOTIONS
-from eapc_lightning.data.synthetic.face import EXPRESSION_UNITS
+from eapc_lightning.synth.face import EXPRESSION_UNITS
 
 LEVEL_INTENSITY = {1: 0.4, 2: 0.7, 3: 1.0}
 

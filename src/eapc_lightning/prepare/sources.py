@@ -151,7 +151,7 @@ def no_clips_error(dataset: str, root: str | Path) -> InputError:
     root = Path(root)
     reason = (
         f"no {DATASET_NAMES[dataset]} clips found under this root; "
-        f"--dataset {dataset} expects a layout like {LAYOUT_EXAMPLES[dataset]}"
+        f"the {dataset} layout looks like {LAYOUT_EXAMPLES[dataset]}"
     )
     hint = _layout_hint(dataset, root)
     return InputError(root, reason if hint is None else f"{reason}; {hint}")
@@ -375,7 +375,7 @@ def filter_items(
     """Keep items whose speaker / emotion / view is listed (None keeps all).
 
     The emotion filter matches the parsed emotion, or the folder name of an item whose emotion folder
-    was not understood, so ``--emotions`` never hides an error about a folder it names. Items without a
+    was not understood, so an emotion filter never hides an error about a folder it names. Items without a
     view (CREMA-D, folders) pass the view filter.
     """
     speaker_set = set(speakers) if speakers else None

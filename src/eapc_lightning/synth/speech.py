@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
-from eapc_lightning.data.synthetic.emotion import VoiceStyle
+from eapc_lightning.synth.emotion import VoiceStyle
 
 CONTROL_RATE = 1000  # Hz
 MAX_HARMONIC_HZ = 7600.0

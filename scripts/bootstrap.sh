@@ -20,4 +20,4 @@ if compgen -G ".venv/lib/python*/site-packages/_eapc_shared_venv.pth" >/dev/null
   echo "[bootstrap] replacing the .venv of the earlier bootstrap"
   rm -rf .venv
 fi
-bash scripts/uv.sh sync --frozen --extra dev --extra fid ${python:+--python "$python"}
+bash scripts/uv.sh sync --frozen --extra dev --extra fid --extra eval ${python:+--python "$python"}

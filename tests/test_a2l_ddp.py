@@ -1,6 +1,7 @@
 """A 2-process DDP run on CPU (gloo) trains A2LModule, and its test metrics equal one process's."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,12 @@ import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 
-from a2l_toy_data import ToyLandmarkData
-from ddp_a2l_script import DDP_SETTINGS, MAX_EPOCHS, build_module
 from eapc_lightning.lit import A2LModule
+from helpers.a2l_toy_data import ToyLandmarkData
+from helpers.ddp_a2l_script import DDP_SETTINGS, MAX_EPOCHS, build_module
 
-SCRIPT = Path(__file__).with_name("ddp_a2l_script.py")
+TESTS_DIR = Path(__file__).parent
+SCRIPT = TESTS_DIR / "helpers" / "ddp_a2l_script.py"
 SINGLE = dict(
     accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False
 )
@@ -22,8 +24,14 @@ SINGLE = dict(
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory) -> tuple[Path, dict]:
     out_dir = tmp_path_factory.mktemp("ddp")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out_dir)], capture_output=True, text=True, timeout=600, cwd=out_dir
+        [sys.executable, str(SCRIPT), str(out_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=out_dir,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return out_dir, json.loads((out_dir / "metrics.json").read_text())

@@ -8,10 +8,10 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from a2l_toy_data import FEATURE_STATS, TINY_NETWORK, ToyLandmarkData
 from eapc_lightning.lit import A2LModule
 from eapc_lightning.models import DualLSTMConfig, emotion_condition
 from eapc_lightning.models.dual_lstm import normalise_landmarks
+from helpers.a2l_toy_data import FEATURE_STATS, TINY_NETWORK, ToyLandmarkData
 
 LANDMARK_METRICS = ("M-LD", "M-LVD", "F-LD", "F-LVD")
 QUIET = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)

@@ -13,7 +13,7 @@ import pytest
 from eapc_lightning.audio import load_audio
 from eapc_lightning.data.cache import load_clip
 from eapc_lightning.prepare.run import prepare_dataset
-from prepare_media import RealMedia, noise_frames, write_clip
+from helpers.prepare_media import RealMedia, noise_frames, write_clip
 
 CROP = 64
 FRAMES = 30  # 1.2 s at 25 fps

@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 from eapc_lightning.data.datamodule import LandmarkDataModule
 from eapc_lightning.data.landmark_windows import EpochShuffleSampler
 from eapc_lightning.data.splits import SPLIT_NAMES
-from fake_clip_cache import write_fake_cache
+from helpers.fake_clip_cache import write_fake_cache
 
 SPEAKERS = ("M001", "M002", "M003", "W001", "W002", "W003")
 # Frame counts cycle over the clips; 20 < T = 25 gives no window, 25 gives exactly one.

@@ -19,8 +19,8 @@ from eapc_lightning.errors import InputError
 from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_checkpoint, load_module
 from eapc_lightning.inference.face_photo import MultipleFacesWarning, load_face_photo
 from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
-from prepare_media import write_wav
-from tiny_models import tiny_models_once
+from helpers.prepare_media import write_wav
+from helpers.tiny_models import tiny_models_once
 
 SPEECH = "hdtf/RD_Radio31_000.wav"
 DURATION_TOLERANCE = 0.05  # s: the video drops the last partial 40 ms frame; AAC ends on that frame too

@@ -22,11 +22,10 @@ import torch
 import eapc_lightning.inference.pipeline as pipeline
 from eapc_lightning.cli import main as eapc
 from eapc_lightning.errors import InputError
-from eapc_lightning.inference.checkpoints import SAFE_CHECKPOINT_GLOBALS
 from eapc_lightning.inference.pipeline import GenerateOptions, generate
 from eapc_lightning.render.video import locked_temp_file, remove_stale_temp_files
-from prepare_media import write_wav
-from tiny_models import tiny_models_once
+from helpers.prepare_media import write_wav
+from helpers.tiny_models import tiny_models_once
 
 SIGNAL_AUDIO_SECONDS = 30  # long enough that the writer is still encoding when the signal comes
 TEMP_WAIT = 120  # s: start-up, model loading and audio decoding before the temporary file appears
@@ -321,8 +320,7 @@ def _vid2vid_variant(models, tmp_path: Path, variant: str) -> Path:
     if variant == "copied out of its run":
         shutil.copy(models.vid2vid, lone)
         return lone
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-        content = torch.load(models.vid2vid, map_location="cpu", weights_only=True)
+    content = torch.load(models.vid2vid, map_location="cpu", weights_only=True)
     content["hyper_parameters"]["_class_path"] = "eapc_lightning.lit.vid2vid.Vid2VidModule"
     content["hyper_parameters"]["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
     torch.save(content, lone)  # as `eapc fit` (LightningCLI) records it

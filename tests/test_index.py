@@ -11,7 +11,7 @@ from eapc_lightning.data.cache import save_clip
 from eapc_lightning.data.index import list_clips
 from eapc_lightning.data.splits import split_by_speaker
 from eapc_lightning.errors import InputError
-from fake_clip_cache import fake_clip_arrays, write_fake_cache
+from helpers.fake_clip_cache import fake_clip_arrays, write_fake_cache
 
 
 def test_list_clips_reads_labels_from_clip_metadata(tmp_path):

@@ -19,7 +19,7 @@ from eapc_lightning.prepare.manifest import cached_clip_paths, load_manifest
 from eapc_lightning.prepare.run import prepare_dataset
 from eapc_lightning.prepare.selection import select_items
 from eapc_lightning.prepare.settings import PrepareSettings
-from prepare_media import RealMedia, noise_frames, write_clip
+from helpers.prepare_media import RealMedia, noise_frames, write_clip
 
 CROP = 64
 REPO_ROOT = Path(__file__).resolve().parents[1]

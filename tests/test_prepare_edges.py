@@ -17,7 +17,7 @@ from eapc_lightning.data.cache import CLIP_ARRAYS, load_clip
 from eapc_lightning.prepare.errors import PrepareUsageError
 from eapc_lightning.prepare.manifest import file_fingerprint, load_manifest
 from eapc_lightning.prepare.run import prepare_dataset
-from prepare_media import RealMedia
+from helpers.prepare_media import RealMedia
 from test_prepare import make_folder, statuses
 
 CROP = 64

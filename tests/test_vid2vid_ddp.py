@@ -6,16 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vid2vid_cache import write_synthetic_cache
+from helpers.vid2vid_cache import write_synthetic_cache
 
-SCRIPT = Path(__file__).with_name("vid2vid_ddp_run.py")
+TESTS_DIR = Path(__file__).parent
+SCRIPT = TESTS_DIR / "helpers" / "vid2vid_ddp_run.py"
 
 
 def test_two_process_ddp_takes_two_steps_with_synchronised_generators(tmp_path):
     cache = write_synthetic_cache(tmp_path / "cache", num_frames=10, crop_size=32)
     out = tmp_path / "out"
     out.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SCRIPT.parent), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]))
     env.pop("CUDA_VISIBLE_DEVICES", None)
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(cache), str(out)],

@@ -14,7 +14,7 @@ from eapc_lightning.data.vid2vid_datamodule import Vid2VidDataModule
 from eapc_lightning.errors import MissingWeightsError
 from eapc_lightning.lit.renders import Vid2VidRenders
 from eapc_lightning.lit.vid2vid import Vid2VidModule, curriculum_length
-from vid2vid_cache import TINY_GENERATOR, real_face_clip, write_clip, write_synthetic_cache
+from helpers.vid2vid_cache import TINY_GENERATOR, real_face_clip, write_clip, write_synthetic_cache
 
 SIZE = 32
 TINY_DISCRIMINATOR = {"num_scales": 2, "base_channels": 8, "num_layers": 2, "max_channels": 32}

@@ -13,7 +13,7 @@ from eapc_lightning.models.vid2vid.discriminators import (
 )
 from eapc_lightning.models.vid2vid.flow import warp
 from eapc_lightning.models.vid2vid.generator import FewShotGenerator
-from vid2vid_cache import TINY_GENERATOR
+from helpers.vid2vid_cache import TINY_GENERATOR
 
 SIZE = 32
 

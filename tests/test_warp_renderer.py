@@ -13,8 +13,8 @@ from eapc_lightning.inference.pipeline import GenerateOptions, generate
 from eapc_lightning.landmarks.mesh_warp import signed_areas
 from eapc_lightning.render.warp_renderer import WarpRenderer
 from eapc_lightning.synth.face import Identity, render_identity
-from prepare_media import write_wav
-from tiny_models import tiny_models_once
+from helpers.prepare_media import write_wav
+from helpers.tiny_models import tiny_models_once
 
 SIZE = 256
 LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]

@@ -1,4 +1,4 @@
-"""Per-video-frame audio features (paper section 3.2; design section 3).
+"""Per-video-frame audio features (paper section 3.2; docs/design.md, 'Audio features').
 
 * MFCC windows, as ATVGnet / EVP lay them out: 13 MFCCs every 10 ms over 25 ms windows, c0 dropped,
   the signal padded by 0.12 s on both ends, and video frame ``i`` taking MFCC rows ``[4i, 4i + 28)``:

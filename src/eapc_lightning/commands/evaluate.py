@@ -1,8 +1,12 @@
 """``eapc evaluate``: the whole pipeline on a test split -> the paper's Table 1 (docs/generate.md).
 
-    eapc evaluate --data data_modules/synthetic.yaml [--a2l CKPT] [--vid2vid CKPT | --landmarks-only]
-                  [--cache-dir DIR] [--split test|all] [--out tables] [--quoted MEAD|CREMA-D|all]
+    eapc evaluate --data data_modules/synthetic.yaml [--protocol eapc|eat|PATH] [--a2l CKPT]
+                  [--vid2vid CKPT | --landmarks-only] [--cache-dir DIR] [--split test|all] [--out tables]
+                  [--quoted MEAD|CREMA-D|all] [--seed 0]
 
+The protocol (``experiments/evaluation/<name>.yaml``, docs/evaluation.md) fixes the detector, the
+alignment, the crop, the frame matching and the image-metric settings; its name and settings head every
+table written.
 The test split is the one the data YAML's ``LandmarkDataModule`` makes (same seed and speaker fractions
 as training). ``--split all`` scores every clip of the cache instead (footage no model trained on, e.g.
 docs/real_speech.md); no speaker split is made then, so a cache of one or two speakers works.
@@ -33,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vid2vid", type=Path, default=None, help="landmark-to-video checkpoint (default: newest)"
     )
     parser.add_argument("--landmarks-only", action="store_true", help="score the a2l stage alone (no frames)")
+    parser.add_argument(
+        "--protocol",
+        default="eapc",
+        help="evaluation protocol: a name in experiments/evaluation/ (eapc, eat) or a YAML path",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
     parser.add_argument(
         "--out", type=Path, default=Path("tables"), help="folder for table1.md/.csv, per_clip.csv"
     )
@@ -102,11 +112,23 @@ def _clips_to_score(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from eapc_lightning.errors import InputError
+    from eapc_lightning.errors import InputError, MissingWeightsError
+    from eapc_lightning.evaluation.protocol import load_protocol
     from eapc_lightning.evaluation.run import evaluate_split
     from eapc_lightning.inference.checkpoints import MissingCheckpointError, load_module, resolve_checkpoint
 
     try:
+        protocol = load_protocol(args.protocol)
+        if args.landmarks_only and protocol.detector != "mediapipe":
+            raise InputError(
+                args.protocol,
+                f"the {protocol.name} protocol measures rendered frames with {protocol.detector}; "
+                "--landmarks-only needs a MediaPipe protocol (the cache's landmarks are MediaPipe's)",
+            )
+        if protocol.detector == "dlib" and not args.landmarks_only:
+            from eapc_lightning.landmarks.dlib_detect import DlibLandmarkDetector
+
+            DlibLandmarkDetector()  # the predictor file is checked before any clip runs
         records, audio_features, cache_dir = _clips_to_score(args)
         a2l_found = resolve_checkpoint("a2l", args.a2l, args.runs)
         vid2vid_found = (
@@ -121,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
                 "the model's settings, or evaluate a model trained on this cache",
             )
         vid2vid = None if vid2vid_found is None else load_module("vid2vid", vid2vid_found, args.device)
-    except (InputError, MissingCheckpointError, ValueError) as error:
+    except (InputError, MissingCheckpointError, MissingWeightsError, ValueError) as error:
         print(f"eapc evaluate: {error}", file=sys.stderr)
         return 1
+    print(protocol.header().replace("**", ""))
     print(f"audio-to-landmark checkpoint: {a2l_found.path}")
     if vid2vid_found is not None:
         print(f"landmark-to-video checkpoint: {vid2vid_found.path}")
@@ -141,16 +164,18 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             label,
             source,
+            protocol,
             fid_extractor=args.fid_extractor,
             quoted_dataset=None if args.quoted == "all" else args.quoted,
             progress=lambda done, total: bar.update(task, completed=done),
+            seed=args.seed,
         )
     for clip_id, error in result.failures.items():
         print(f"clip {clip_id} failed: {error}", file=sys.stderr)
-    print(
-        f"wrote {result.table_markdown}, {result.table_csv}, {result.landmark_stage_csv}, "
-        f"{result.per_clip_csv}"
-    )
+    written = [result.table_markdown, result.table_csv, result.landmark_stage_csv, result.breakdown_csv]
+    written += [result.breakdown_csv.with_suffix(".md"), result.per_clip_csv]
+    print("wrote " + ", ".join(str(path) for path in written if path is not None))
+    print(result.table_markdown.read_text())
     if result.figure is not None:
         print(f"wrote {result.figure}")
     return 0

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from eapc_lightning.constants import CANONICAL_FACE_SIZE, EMOTIONS
+from eapc_lightning.constants import CANONICAL_FACE_SIZE, EMOTIONS, VIDEO_FPS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress_bar(enabled: bool):
-    """A rich progress bar (audio analysis, then frames) and the callback that drives it."""
+    """A rich progress bar (the generated frames) and the callback that drives it."""
     if not enabled:
         return None, None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -192,6 +192,6 @@ def _run(args: argparse.Namespace) -> int:
         else "talking face"
     )
     print(
-        f"wrote {result.out} ({kind}, {result.num_frames} frames, {result.num_frames / 25:.2f} s, with sound)"
+        f"wrote {result.out} ({kind}, {result.num_frames} frames, {result.num_frames / VIDEO_FPS:.2f} s, with sound)"
     )
     return 0

@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from eapc_lightning.constants import EMOTIONS
+from eapc_lightning.constants import EMOTIONS, VIDEO_FPS
 
 
 def _csv(kind):
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(records)} clips ({counts['generated']} generated, {counts['skipped']} already complete, "
         f"{counts['failed']} failed), {len(speakers)} speakers ({', '.join(speakers)}), {frames} frames "
-        f"({frames / 25:.0f} s) in {args.out}; {elapsed:.1f} s"
+        f"({frames / VIDEO_FPS:.0f} s) in {args.out}; {elapsed:.1f} s"
     )
     for record in records:
         if record["status"] == "failed":

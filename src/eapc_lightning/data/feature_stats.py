@@ -1,8 +1,8 @@
 """Per-coefficient statistics of the audio features over the training split, used to standardise them.
 
 MFCC statistics are over the 12 coefficients (every row of every frame's 28x12 window counts), LLF
-statistics over the 25 features; both are over all frames of all training clips (design section 3:
-"standardised with statistics of the training split, stored with the cache"). Standard deviations are
+statistics over the 25 features; both are over all frames of all training clips (docs/design.md,
+'Audio features': "Standardisation uses the training split's statistics"). Standard deviations are
 population ones, floored so a constant feature does not divide by zero.
 
 The statistics of a given set of training clips are stored under ``CACHE/feature_stats/<digest>.json``,

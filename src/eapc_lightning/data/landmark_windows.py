@@ -1,8 +1,8 @@
 """Sliding windows of T frames over cached clips: the samples of the audio-to-landmark stage.
 
 A clip of ``n`` frames gives windows starting at ``0, stride, 2 * stride, ...`` while a whole window
-fits, i.e. ``floor((n - T) / stride) + 1`` windows; a clip shorter than T gives none. One sample
-(design section 5) is a dict:
+fits, i.e. ``floor((n - T) / stride) + 1`` windows; a clip shorter than T gives none. One sample (the
+inputs and target of the Dual-LSTM, paper section 3.4, with T = 25 there) is a dict:
 
 ==============  ==============  ==========================================================================
 key             shape / dtype   meaning

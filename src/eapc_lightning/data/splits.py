@@ -1,7 +1,8 @@
 """Speaker-disjoint, seeded train / val / test splits.
 
 Speakers, not clips, are assigned to splits, so no identity is seen in training and evaluated on
-(the paper splits CREMA-D and MEAD by actor, section 4.3: 5,953 / 1,489 and 533 / 134 files).
+(the paper, section 4.3, gives only file counts, 5,953 / 1,489 for CREMA-D and 533 / 134 for MEAD,
+not how it split them).
 
 How speakers are assigned:
 

@@ -1,133 +1,154 @@
-"""One test clip through the whole pipeline, scored as in the paper's section 4.2.
+"""One test clip through the whole pipeline, scored under an evaluation protocol (``protocol.py``).
 
-Per clip: the cached raw MFCC/LLF features -> ``A2LModule.predict_clip`` with the clip's first frame's
-aligned landmarks as the reference -> vid2vid frames with the first aligned face crop as the reference
-image -> MediaPipe landmarks re-detected on the generated frames (video mode, frames upscaled to the
-canonical 256 frame) -> M-LD, M-LVD, F-LD, F-LVD against the clip's aligned ground-truth landmarks, and
-PSNR / SSIM against the ground-truth crops at the generator's resolution. Frames where MediaPipe finds no
-face in a generated frame are left out of the landmark metrics (the count is recorded); LVD uses only
-pairs of consecutive frames that were both found.
+Per clip: the cached raw MFCC/LLF features -> ``A2LModule.predict_clip`` with frame 0's aligned landmarks
+as the reference -> vid2vid frames with frame 0's face crop as the reference image. Frame 0 conditions
+both stages and is never scored. Rows, each a :class:`~eapc_lightning.evaluation.scores.Scores`:
 
-The predicted landmarks are also scored directly (``a2l_*`` columns), which isolates the first stage, as
-is the clip's first-frame reference held still over the clip (``held_*``: what a model that ignores the
-audio would score). The inner-lip gap of the predicted and true landmarks is compared frame by frame
-(``eapc_lightning.metrics.mouth_opening``): does the mouth open when the speaker's does, and as far.
+- ``predicted``: the a2l landmarks against the clip's cached landmarks (MediaPipe's, from the source
+  video), so only under a MediaPipe protocol; ``held_still``: frame 0's landmarks repeated (what a model
+  that ignores the audio scores). The inner-lip gap of both is compared with the true one
+  (``eapc_lightning.metrics.mouth_opening``).
+- ``pipeline``: the generated frames; ``output_path``: the true frames encoded as the generator's mp4 is
+  (H.264) at the generator's size, the floor that detector and codec noise set; ``copy_reference``: frame
+  0's face repeated (doing nothing). Each is measured by the protocol exactly as the true frames at the
+  generator's size are, and scored against them: landmarks (M-LD, M-LVD, F-LD, F-LVD) and PSNR / SSIM.
 """
 
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from eapc_lightning.constants import CANONICAL_FACE_SIZE, MOUTH
 from eapc_lightning.data.cache import load_clip
-from eapc_lightning.landmarks.detect import FaceLandmarkDetector
-from eapc_lightning.metrics.landmark import centre_frames
+from eapc_lightning.evaluation.measure import FrameMeasurer, Measured, matched_indices, through_output_path
+from eapc_lightning.evaluation.protocol import REFERENCE_FRAMES, EvaluationProtocol
+from eapc_lightning.evaluation.scores import Scores
+from eapc_lightning.landmarks.align import align_frames
+from eapc_lightning.metrics.image import per_frame_psnr_ssim
 from eapc_lightning.metrics.mouth_opening import MouthOpening, mouth_opening_stats
 
-LANDMARK_METRICS = ("M-LD", "M-LVD", "F-LD", "F-LVD")
-
-
-@dataclass
-class LandmarkSums:
-    """Distance sums and counts per metric, so clips pool exactly (as the torchmetrics states do)."""
-
-    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LANDMARK_METRICS, 0.0))
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LANDMARK_METRICS, 0))
-
-    def add(self, prediction: np.ndarray, target: np.ndarray, found: np.ndarray) -> None:
-        """Score frames where ``found``; velocities only between consecutive found frames."""
-        prediction = centre_frames(torch.as_tensor(prediction, dtype=torch.float64))
-        target = centre_frames(torch.as_tensor(target, dtype=torch.float64))
-        found = torch.as_tensor(found, dtype=torch.bool)
-        pairs = found[1:] & found[:-1]
-        for region, index in (("M", list(MOUTH)), ("F", list(range(68)))):
-            p, t = prediction[:, index], target[:, index]
-            distance = (p - t).norm(dim=-1)[found]
-            velocity = ((p.diff(dim=0) - t.diff(dim=0)).norm(dim=-1))[pairs]
-            self.sums[f"{region}-LD"] += float(distance.sum())
-            self.counts[f"{region}-LD"] += int(distance.numel())
-            self.sums[f"{region}-LVD"] += float(velocity.sum())
-            self.counts[f"{region}-LVD"] += int(velocity.numel())
-
-    def merge(self, other: "LandmarkSums") -> None:
-        for name in LANDMARK_METRICS:
-            self.sums[name] += other.sums[name]
-            self.counts[name] += other.counts[name]
-
-    def values(self) -> dict[str, float | None]:
-        return {n: (self.sums[n] / self.counts[n] if self.counts[n] else None) for n in LANDMARK_METRICS}
+LANDMARK_ROWS = ("predicted", "held_still")
+VIDEO_ROWS = ("pipeline", "output_path", "copy_reference")
 
 
 @dataclass
 class ClipOutcome:
-    clip_id: str
+    record: object  # the ClipRecord (clip_id, speaker, emotion, level)
     num_frames: int
-    a2l: LandmarkSums
-    held_still: LandmarkSums | None = None  # the first-frame reference repeated over the clip
+    scores: dict[str, Scores] = field(default_factory=dict)
+    faces_found: dict[str, tuple[int, int]] = field(default_factory=dict)  # row -> (found, scored)
     mouth: MouthOpening | None = None  # predicted vs true inner-lip gap
     held_mouth: MouthOpening | None = None  # held-still reference vs true inner-lip gap
-    redetected: LandmarkSums | None = None
-    frames_with_face: int | None = None
-    psnr: float | None = None
-    ssim: float | None = None
-    generated: np.ndarray | None = None  # (T, S, S, 3) uint8 (kept only for the figure / FID)
-    truth: np.ndarray | None = None  # (T, S, S, 3) uint8 ground-truth crops at the same size
+    fid_frames: dict[str, tuple] = field(default_factory=dict)  # row -> (its frames, true frames) for FID
+    generated: np.ndarray | None = None  # (T, S, S, 3) uint8, for the figure
+    truth: np.ndarray | None = None
 
 
-def _unit(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+def _aligned(protocol: EvaluationProtocol, side: np.ndarray, truth: np.ndarray, found: np.ndarray):
+    """Both sequences as the protocol scores them: per-frame similarity onto the true clip's mean shape,
+    or as measured (``region_centroid`` centres inside the scoring)."""
+    if protocol.alignment != "per_frame_similarity" or not found.any():
+        return side, truth
+    target = np.nanmean(truth[found], axis=0)
+    points = protocol.alignment_points
+    return align_frames(side, target, points), align_frames(truth, target, points)
+
+
+def score_landmarks(
+    protocol: EvaluationProtocol, side: np.ndarray, truth: np.ndarray, found: np.ndarray, scores: Scores
+) -> None:
+    """Add the landmark terms of two equally long (T, 68, 2) sequences (scored frames only)."""
+    side, truth = _aligned(protocol, side, truth, found)
+    found = found & np.isfinite(side).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
+    scores.add_landmarks(side, truth, found, region_centroid=protocol.alignment == "region_centroid")
+
+
+def _scored_pairs(protocol: EvaluationProtocol, generated: int, truth: int) -> tuple[np.ndarray, np.ndarray]:
+    side, true = matched_indices(generated, truth, protocol.time_matching)
+    return side[REFERENCE_FRAMES:], true[REFERENCE_FRAMES:]
+
+
+def _evenly(indices: np.ndarray, count: int) -> np.ndarray:
+    if count == 0 or len(indices) <= count:
+        return indices
+    return indices[np.linspace(0, len(indices), count, endpoint=False).astype(int)]
+
+
+def score_video_row(
+    protocol: EvaluationProtocol,
+    frames: np.ndarray,
+    measured: Measured,
+    truth: np.ndarray,
+    truth_measured: Measured,
+    outcome: ClipOutcome,
+    row: str,
+) -> None:
+    """Landmark and image terms of one row's frames against the true frames; FID frames kept."""
+    side_index, true_index = _scored_pairs(protocol, len(frames), len(truth))
+    found = measured.found[side_index] & truth_measured.found[true_index]
+    scores = outcome.scores.setdefault(row, Scores())
+    score_landmarks(protocol, measured.points[side_index], truth_measured.points[true_index], found, scores)
+    outcome.faces_found[row] = (int(measured.found[side_index].sum()), len(side_index))
+    if protocol.image_crop == "template":
+        pairs = found  # EAT's crops exist only where its detector found the face on both sides
+        side_images, true_images = measured.crops[side_index][pairs], truth_measured.crops[true_index][pairs]
+    else:
+        side_images, true_images = frames[side_index], truth[true_index]
+    if len(side_images):
+        psnr, ssim = per_frame_psnr_ssim(side_images, true_images, protocol.image_metrics)
+        scores.add_terms("PSNR", psnr)
+        scores.add_terms("SSIM", ssim)
+    chosen = _evenly(np.arange(len(side_images)), protocol.fid_frames_per_clip)
+    outcome.fid_frames[row] = (side_images[chosen], true_images[chosen])
 
 
 def evaluate_clip(
     record,
     a2l_module,
-    vid2vid_module=None,
-    detector_confidence: float = 0.5,
+    vid2vid_module,
+    protocol: EvaluationProtocol,
+    measurer: FrameMeasurer | None = None,
 ) -> ClipOutcome:
-    """Run and score one cached clip (``record`` from ``LandmarkDataModule.test_clips()``)."""
+    """Run and score one cached clip (``record`` from the DataModule's clip lists)."""
     keys = ("mfcc", "llf", "landmarks", "faces_jpeg", "faces_offsets")
     clip = load_clip(record.path, keys if vid2vid_module is not None else keys[:3])
     arrays = clip.arrays
-    truth_landmarks = arrays["landmarks"].astype(np.float32)
-    predicted = a2l_module.predict_clip(arrays["mfcc"], arrays["llf"], truth_landmarks[0]).numpy()
-    truth_landmarks = truth_landmarks[: len(predicted)]
-    every_frame = np.ones(len(predicted), bool)
-    outcome = ClipOutcome(
-        clip_id=record.clip_id,
-        num_frames=len(predicted),
-        a2l=LandmarkSums(),
-        held_still=LandmarkSums(),
-        mouth=mouth_opening_stats(predicted, truth_landmarks),
-    )
-    outcome.a2l.add(predicted, truth_landmarks, every_frame)
-    held = np.repeat(truth_landmarks[:1], len(truth_landmarks), axis=0)
-    outcome.held_still.add(held, truth_landmarks, every_frame)
-    outcome.held_mouth = mouth_opening_stats(held, truth_landmarks)
+    cached = arrays["landmarks"].astype(np.float32)
+    predicted = a2l_module.predict_clip(arrays["mfcc"], arrays["llf"], cached[0]).numpy()
+    cached = cached[: len(predicted)]
+    outcome = ClipOutcome(record=record, num_frames=len(predicted))
+    if protocol.detector == "mediapipe":  # the cache's landmarks are MediaPipe's: a like-for-like truth
+        side_index, true_index = _scored_pairs(protocol, len(predicted), len(cached))
+        truth = cached[true_index]
+        every = np.ones(len(side_index), bool)
+        held = np.repeat(cached[:1], len(side_index), axis=0)
+        for row, side in (("predicted", predicted[side_index]), ("held_still", held)):
+            outcome.scores[row] = Scores()
+            score_landmarks(protocol, side, truth, every, outcome.scores[row])
+        outcome.mouth = mouth_opening_stats(predicted[side_index], truth)
+        outcome.held_mouth = mouth_opening_stats(held, truth)
     if vid2vid_module is None:
         return outcome
 
+    measurer = measurer or FrameMeasurer(protocol)
     faces = clip.faces(range(len(predicted)))
-    stream = vid2vid_module.frame_stream(faces[0], truth_landmarks[0])
-    generated = np.stack(list(stream(predicted)))
+    generated = np.stack(list(vid2vid_module.frame_stream(faces[0], cached[0])(predicted)))
     size = generated.shape[1]
     truth = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces])
+    truth_measured = measurer.measure(truth)
+    copied_once = measurer.measure(truth[:1])
+    copied = Measured(
+        np.repeat(copied_once.points, len(truth), axis=0),
+        np.repeat(copied_once.found, len(truth)),
+        None if copied_once.crops is None else np.repeat(copied_once.crops, len(truth), axis=0),
+    )
+    encoded = through_output_path(truth)
+    rows = (
+        ("pipeline", generated, measurer.measure(generated)),
+        ("output_path", encoded, measurer.measure(encoded)),
+        ("copy_reference", np.repeat(truth[:1], len(truth), axis=0), copied),
+    )
+    for row, frames, measured in rows:
+        score_video_row(protocol, frames, measured, truth, truth_measured, outcome, row)
     outcome.generated, outcome.truth = generated, truth
-    outcome.psnr = float(peak_signal_noise_ratio(_unit(generated), _unit(truth), data_range=1.0))
-    outcome.ssim = float(structural_similarity_index_measure(_unit(generated), _unit(truth), data_range=1.0))
-
-    scale = CANONICAL_FACE_SIZE / size
-    with FaceLandmarkDetector(video=True, max_faces=1, min_confidence=detector_confidence) as detector:
-        upscaled = (
-            cv2.resize(frame, (CANONICAL_FACE_SIZE, CANONICAL_FACE_SIZE), interpolation=cv2.INTER_CUBIC)
-            if scale != 1
-            else frame
-            for frame in generated
-        )
-        points, found = detector.detect_sequence(upscaled)
-    outcome.frames_with_face = int(found.sum())
-    outcome.redetected = LandmarkSums()
-    outcome.redetected.add(np.nan_to_num(points), truth_landmarks, found)
     return outcome

@@ -12,8 +12,8 @@ import csv
 import io
 from dataclasses import dataclass
 
-from eapc_lightning.evaluation.clip_eval import LANDMARK_METRICS
-from eapc_lightning.evaluation.table1 import _format
+from eapc_lightning.evaluation.scores import LANDMARK_METRICS
+from eapc_lightning.evaluation.table1 import format_value
 from eapc_lightning.metrics.mouth_opening import MouthOpeningSummary
 
 MOUTH_COLUMNS = ("mouth r", "clips r > 0.5", "gap std ratio", "predicted gap range", "true gap range")
@@ -41,7 +41,7 @@ def stage_markdown(rows: list[StageRow], dataset_label: str) -> str:
     lines = [
         "## The audio-to-landmark stage on its own",
         "",
-        f"{dataset_label}, {clips} clips. Landmark metrics (lower is better) pooled over all frames; mouth "
+        f"{dataset_label}, {clips} clips. Landmark metrics (lower is better) averaged over clips as the protocol says; mouth "
         "opening = inner-lip gap (points 61-63 to 67-65, canonical-frame pixels): mean over clips of the "
         "Pearson r between predicted and true gap, clips with r > 0.5, mean std(predicted) / std(true), "
         "mean per-clip range (max - min) of the predicted and of the true gap.",
@@ -54,14 +54,14 @@ def stage_markdown(rows: list[StageRow], dataset_label: str) -> str:
         "|" + "---|" * (1 + len(LANDMARK_METRICS) + len(MOUTH_COLUMNS)),
     ]
     for row in rows:
-        landmark_cells = [_format(row.landmarks.get(n)) for n in LANDMARK_METRICS]
+        landmark_cells = [format_value(row.landmarks.get(n)) for n in LANDMARK_METRICS]
         mouth = row.mouth_values()
         mouth_cells = [
-            _format(mouth["mouth r"]),
+            format_value(mouth["mouth r"]),
             f"{mouth['clips r > 0.5']}/{clips}",
-            _format(mouth["gap std ratio"]),
-            _format(mouth["predicted gap range"]),
-            _format(mouth["true gap range"]),
+            format_value(mouth["gap std ratio"]),
+            format_value(mouth["predicted gap range"]),
+            format_value(mouth["true gap range"]),
         ]
         lines.append(f"| {row.method} | " + " | ".join(landmark_cells + mouth_cells) + " |")
     return "\n".join(lines) + "\n"

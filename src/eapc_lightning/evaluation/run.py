@@ -1,15 +1,17 @@
-"""``eapc evaluate``: every test clip through the pipeline, then Table 1, a per-clip CSV and a Fig. 4 grid.
+"""``eapc evaluate``: every clip through the pipeline under a protocol, then Table 1, breakdowns, a per-clip
+CSV and a Fig. 4 grid.
 
 A clip that fails is recorded (``status = failed`` and the error in the per-clip CSV) and the rest go on.
-Landmark metrics pool distance sums over all clips (as the torchmetrics states would); PSNR and SSIM
-are computed per clip (over all its frames) and averaged over clips weighted by their frame counts; FID compares all generated frames with all ground-truth
-crops (at the generator's resolution) with the offline Inception extractor of
-``eapc_lightning.metrics.image``.
+Each metric of our rows is averaged over clips as the protocol says (``clip_average``) and carries a 95%
+bootstrap interval over clips (seeded, :mod:`eapc_lightning.evaluation.scores`); FID compares the
+protocol's FID frames of a row with the true frames at the same crop, with the offline Inception
+extractor of ``eapc_lightning.metrics.image`` (no interval: one Inception pass per resample is too dear).
 
-Below Table 1, ``table1.md`` holds the audio-to-landmark stage on its own (also ``landmark_stage.csv``):
-the predicted landmarks beside the first-frame reference held still, with the mouth-opening statistics
-of ``eapc_lightning.metrics.mouth_opening``; the per-clip CSV has the held-still metrics (``held_*``)
-and the mouth-opening values of each clip.
+Rows (see :mod:`~eapc_lightning.evaluation.clip_eval`): our predicted landmarks and our full pipeline,
+then the reference rows every Table 1 carries: ground truth through the output path (the floor) and
+copying the reference image (doing nothing); ``table1.md`` also holds the audio-to-landmark stage beside
+the reference held still, with the mouth-opening statistics. ``breakdown.md`` / ``breakdown.csv`` split
+our rows by emotion, intensity level and speaker.
 """
 
 import csv
@@ -19,15 +21,37 @@ from pathlib import Path
 
 import torch
 
-from eapc_lightning.evaluation.clip_eval import LANDMARK_METRICS, ClipOutcome, LandmarkSums, evaluate_clip
+from eapc_lightning.constants import EMOTIONS
+from eapc_lightning.evaluation.clip_eval import ClipOutcome, evaluate_clip
 from eapc_lightning.evaluation.figure import write_grid
 from eapc_lightning.evaluation.landmark_stage import StageRow, stage_csv, stage_markdown
-from eapc_lightning.evaluation.table1 import TableRow, quoted_rows, write_table1
+from eapc_lightning.evaluation.measure import FrameMeasurer
+from eapc_lightning.evaluation.protocol import EvaluationProtocol
+from eapc_lightning.evaluation.scores import LANDMARK_METRICS, average, bootstrap_interval
+from eapc_lightning.evaluation.table1 import TableRow, format_value, quoted_rows, write_table1
 from eapc_lightning.fileio import atomic_write_bytes
 from eapc_lightning.metrics.image import build_fid
 from eapc_lightning.metrics.mouth_opening import summarise
 
 FIGURE_CLIPS = 3
+SCORED_METRICS = (*LANDMARK_METRICS, "PSNR", "SSIM")
+# row key -> the method name printed in the tables
+ROW_NAMES = {
+    "predicted": "EAPC (ours, predicted landmarks)",
+    "pipeline": "EAPC (ours, full pipeline)",
+    "output_path": "Ground truth through the output path (floor)",
+    "copy_reference": "Copy the reference image",
+    "held_still": "Reference held still",
+}
+TABLE_ROWS = ("predicted", "pipeline", "output_path", "copy_reference")
+BREAKDOWN_ROWS = ("predicted", "pipeline")
+BREAKDOWNS = {
+    "emotion": lambda record: (
+        EMOTIONS[record.emotion] if 0 <= record.emotion < len(EMOTIONS) else "unlabelled"
+    ),
+    "intensity": lambda record: f"level {record.level}" if record.level else "unknown",
+    "speaker": lambda record: record.speaker,
+}
 
 
 @dataclass
@@ -35,65 +59,163 @@ class EvaluationResult:
     table_markdown: Path
     table_csv: Path
     per_clip_csv: Path
-    landmark_stage_csv: Path
+    landmark_stage_csv: Path | None
+    breakdown_csv: Path
     figure: Path | None
     ours: list[TableRow]
     failures: dict[str, str]
     stage: list[StageRow]
+    breakdown: list[dict]
 
 
-MOUTH_CSV_COLUMNS = (
-    "mouth_r",
-    "mouth_std_ratio",
-    "pred_gap_min",
-    "pred_gap_max",
-    "pred_gap_range",
-    "true_gap_min",
-    "true_gap_max",
-    "true_gap_range",
-)
+def _row_values(outcomes: list[ClipOutcome], row: str, protocol: EvaluationProtocol, seed: int):
+    clips = [outcome.scores[row] for outcome in outcomes if row in outcome.scores]
+    values = {name: average(clips, name, protocol.clip_average) for name in SCORED_METRICS}
+    intervals = {
+        name: bootstrap_interval(clips, name, protocol.clip_average, seed) for name in SCORED_METRICS
+    }
+    return values, intervals, len(clips)
+
+
+def _fid(outcomes: list[ClipOutcome], row: str, extractor) -> float | None:
+    fid = build_fid(extractor)
+    if fid is None:
+        return None
+    count = 0
+    for outcome in outcomes:
+        frames = outcome.fid_frames.get(row)
+        if frames is None or not len(frames[0]):
+            continue
+        generated, truth = frames
+        fid.update(torch.from_numpy(truth).permute(0, 3, 1, 2).float() / 255, real=True)
+        fid.update(torch.from_numpy(generated).permute(0, 3, 1, 2).float() / 255, real=False)
+        count += len(generated)
+    return float(fid.compute()) if count >= 2 else None
+
+
+def breakdown_rows(outcomes: list[ClipOutcome], protocol: EvaluationProtocol, seed: int) -> list[dict]:
+    """Our rows per emotion, intensity level and speaker: one dict per (grouping, group, row)."""
+    table = []
+    for grouping, key_of in BREAKDOWNS.items():
+        groups: dict[str, list[ClipOutcome]] = {}
+        for outcome in outcomes:
+            groups.setdefault(key_of(outcome.record), []).append(outcome)
+        for group in sorted(groups):
+            for row in BREAKDOWN_ROWS:
+                values, intervals, clips = _row_values(groups[group], row, protocol, seed)
+                if clips:
+                    table.append(
+                        {"by": grouping, "group": group, "method": ROW_NAMES[row], "clips": clips}
+                        | {name: values[name] for name in SCORED_METRICS}
+                        | {f"{name} 95% CI": intervals[name] for name in SCORED_METRICS}
+                    )
+    return table
+
+
+def _interval_text(interval) -> str:
+    return "" if interval is None else f"[{format_value(interval[0])}, {format_value(interval[1])}]"
+
+
+def breakdown_markdown(table: list[dict], protocol: EvaluationProtocol, dataset_label: str) -> str:
+    lines = [
+        f"# Breakdowns: {dataset_label}",
+        "",
+        protocol.header(),
+        "",
+        "Each value with its 95% bootstrap interval over the group's clips.",
+    ]
+    for grouping in BREAKDOWNS:
+        entries = [entry for entry in table if entry["by"] == grouping]
+        if not entries:
+            continue
+        lines += [
+            "",
+            f"## By {grouping}",
+            "",
+            "| Group | Method | Clips | " + " | ".join(SCORED_METRICS) + " |",
+        ]
+        lines.append("|" + "---|" * (3 + len(SCORED_METRICS)))
+        for entry in entries:
+            cells = [
+                f"{format_value(entry[name])} {_interval_text(entry[f'{name} 95% CI'])}".strip()
+                for name in SCORED_METRICS
+            ]
+            lines.append(
+                f"| {entry['group']} | {entry['method']} | {entry['clips']} | " + " | ".join(cells) + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def breakdown_csv(table: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    bounds = [f"{name}_ci_{side}" for name in SCORED_METRICS for side in ("low", "high")]
+    writer.writerow(["by", "group", "method", "clips", *SCORED_METRICS, *bounds])
+    for entry in table:
+        cells = ["" if entry[name] is None else f"{entry[name]:.6g}" for name in SCORED_METRICS]
+        interval_cells = []
+        for name in SCORED_METRICS:
+            interval = entry[f"{name} 95% CI"]
+            interval_cells += ["", ""] if interval is None else [f"{interval[0]:.6g}", f"{interval[1]:.6g}"]
+        writer.writerow(
+            [entry["by"], entry["group"], entry["method"], entry["clips"], *cells, *interval_cells]
+        )
+    return buffer.getvalue()
 
 
 def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    names = [f"a2l_{n}" for n in LANDMARK_METRICS] + list(LANDMARK_METRICS)
-    held_names = [f"held_{n}" for n in LANDMARK_METRICS]
-    header = ["clip_id", "status", "frames", "frames_with_face", *names, "PSNR", "SSIM"]
-    writer.writerow([*header, *held_names, *MOUTH_CSV_COLUMNS, "error"])
+    rows = [row for row in ROW_NAMES if any(row in outcome.scores for outcome in outcomes)]
+    columns = [f"{row}_{name}" for row in rows for name in SCORED_METRICS]
+    found = [f"{row}_faces_found" for row in ("pipeline", "output_path", "copy_reference")]
+    mouth = ["mouth_r", "mouth_std_ratio", "pred_gap_min", "pred_gap_max", "pred_gap_range"]
+    mouth += ["true_gap_min", "true_gap_max", "true_gap_range", "held_mouth_r"]
+    writer.writerow(
+        ["clip_id", "status", "speaker", "emotion", "level", "frames", *columns, *found, *mouth, "error"]
+    )
 
     def cell(value):
         return "" if value is None else f"{value:.6g}"
 
     for outcome in outcomes:
-        a2l = outcome.a2l.values()
-        redetected = outcome.redetected.values() if outcome.redetected else {}
-        held = outcome.held_still.values() if outcome.held_still else {}
-        mouth = outcome.mouth
+        record = outcome.record
+        scores = [
+            cell(outcome.scores[row].value(name)) if row in outcome.scores else ""
+            for row in rows
+            for name in SCORED_METRICS
+        ]
+        faces = [
+            f"{outcome.faces_found[row][0]}/{outcome.faces_found[row][1]}"
+            if row in outcome.faces_found
+            else ""
+            for row in ("pipeline", "output_path", "copy_reference")
+        ]
+        m, held = outcome.mouth, outcome.held_mouth
         mouth_cells = (
-            [mouth.r, mouth.std_ratio, mouth.predicted_min, mouth.predicted_max, mouth.predicted_range]
-            + [mouth.true_min, mouth.true_max, mouth.true_range]
-            if mouth is not None
-            else [None] * len(MOUTH_CSV_COLUMNS)
+            [cell(m.r), cell(m.std_ratio), cell(m.predicted_min), cell(m.predicted_max)]
+            + [cell(m.predicted_range), cell(m.true_min), cell(m.true_max), cell(m.true_range)]
+            + [cell(held.r if held else None)]
+            if m is not None
+            else [""] * len(mouth)
         )
+        emotion = BREAKDOWNS["emotion"](record)
         writer.writerow(
             [
-                outcome.clip_id,
+                record.clip_id,
                 "ok",
+                record.speaker,
+                emotion,
+                record.level,
                 outcome.num_frames,
-                cell(outcome.frames_with_face),
-                *[cell(a2l[n]) for n in LANDMARK_METRICS],
-                *[cell(redetected.get(n)) for n in LANDMARK_METRICS],
-                cell(outcome.psnr),
-                cell(outcome.ssim),
-                *[cell(held.get(n)) for n in LANDMARK_METRICS],
-                *[cell(v) for v in mouth_cells],
+                *scores,
+                *faces,
+                *mouth_cells,
                 "",
             ]
         )
     for clip_id, error in failures.items():
-        blanks = [""] * (len(names) + 2 + len(held_names) + len(MOUTH_CSV_COLUMNS))
-        writer.writerow([clip_id, "failed", "", "", *blanks, error])
+        writer.writerow([clip_id, "failed", *[""] * (4 + len(columns) + len(found) + len(mouth)), error])
     return buffer.getvalue()
 
 
@@ -104,85 +226,70 @@ def evaluate_split(
     out_dir: str | Path,
     dataset_label: str,
     source: str,
+    protocol: EvaluationProtocol,
     fid_extractor: str | torch.nn.Module = "auto",
     quoted_dataset: str | None = None,
     progress=None,
+    seed: int = 0,
 ) -> EvaluationResult:
-    """Evaluate ``records`` (cache clip records) and write the tables and figure into ``out_dir``."""
+    """Evaluate ``records`` (cache clip records) under ``protocol``; write the tables and figure."""
     out_dir = Path(out_dir)
+    measurer = FrameMeasurer(protocol) if vid2vid_module is not None else None
     outcomes: list[ClipOutcome] = []
     failures: dict[str, str] = {}
-    a2l_pool, redetected_pool, held_pool = LandmarkSums(), LandmarkSums(), LandmarkSums()
-    frames_total = frames_found = 0
-    psnr_sum = ssim_sum = 0.0
-    fid = None if vid2vid_module is None else build_fid(fid_extractor)
     figure_clips = []
     for index, record in enumerate(records):
         try:
-            outcome = evaluate_clip(record, a2l_module, vid2vid_module)
+            outcome = evaluate_clip(record, a2l_module, vid2vid_module, protocol, measurer)
         except Exception as error:  # one bad clip is recorded; the others are still scored
             failures[record.clip_id] = f"{type(error).__name__}: {error}"
             continue
         finally:
             if progress is not None:
                 progress(index + 1, len(records))
-        a2l_pool.merge(outcome.a2l)
-        if outcome.held_still is not None:
-            held_pool.merge(outcome.held_still)
-        if outcome.redetected is not None:
-            redetected_pool.merge(outcome.redetected)
-            frames_total += outcome.num_frames
-            frames_found += outcome.frames_with_face
-            psnr_sum += outcome.psnr * outcome.num_frames
-            ssim_sum += outcome.ssim * outcome.num_frames
-            if fid is not None:
-                fid.update(torch.from_numpy(outcome.truth).permute(0, 3, 1, 2).float() / 255, real=True)
-                fid.update(torch.from_numpy(outcome.generated).permute(0, 3, 1, 2).float() / 255, real=False)
-            if len(figure_clips) < FIGURE_CLIPS:
-                figure_clips.append((outcome.clip_id, outcome.generated, outcome.truth))
+        if outcome.generated is not None and len(figure_clips) < FIGURE_CLIPS:
+            figure_clips.append((record.clip_id, outcome.generated, outcome.truth))
         outcome.generated = outcome.truth = None  # keep memory flat over the split
         outcomes.append(outcome)
 
-    ours = [
-        TableRow(
-            dataset_label,
-            "EAPC (ours, predicted landmarks)",
-            a2l_pool.values(),
-            source,
-            notes=f"{len(outcomes)} clips; landmarks scored before rendering",
-        )
-    ]
-    if vid2vid_module is not None and outcomes:
-        values = dict(redetected_pool.values())
-        values["PSNR"] = psnr_sum / frames_total if frames_total else None
-        values["SSIM"] = ssim_sum / frames_total if frames_total else None
-        values["FID"] = None
-        if fid is not None and frames_total >= 2:
-            values["FID"] = float(fid.compute())
-        note = (
-            f"{len(outcomes)} clips; MediaPipe found a face in {frames_found}/{frames_total} generated frames"
-        )
-        ours.append(TableRow(dataset_label, "EAPC (ours, full pipeline)", values, source, notes=note))
-    if failures:
+    ours = []
+    for row in TABLE_ROWS:
+        values, intervals, clips = _row_values(outcomes, row, protocol, seed)
+        if not clips:
+            continue
+        if row in ("pipeline", "output_path", "copy_reference"):
+            values["FID"] = _fid(outcomes, row, fid_extractor)
+            found = sum(outcome.faces_found[row][0] for outcome in outcomes if row in outcome.faces_found)
+            scored = sum(outcome.faces_found[row][1] for outcome in outcomes if row in outcome.faces_found)
+            note = f"{clips} clips; the detector found a face in {found}/{scored} scored frames"
+        else:
+            note = f"{clips} clips; landmarks scored before rendering"
+        ours.append(TableRow(dataset_label, ROW_NAMES[row], values, source, notes=note, intervals=intervals))
+    if failures and ours:
         ours[0].notes += f"; {len(failures)} clips failed (see per_clip.csv)"
-    stage = [
-        StageRow(
-            "EAPC (ours, predicted landmarks)",
-            a2l_pool.values(),
-            summarise([o.mouth for o in outcomes if o.mouth is not None]),
-        ),
-        StageRow(
-            "Reference held still",
-            held_pool.values(),
-            summarise([o.held_mouth for o in outcomes if o.held_mouth is not None]),
-        ),
-    ]
+    stage = []
+    stage_table = None
+    if any("predicted" in outcome.scores for outcome in outcomes):
+        for row, mouth_of in (("predicted", "mouth"), ("held_still", "held_mouth")):
+            clips = [outcome.scores[row] for outcome in outcomes if row in outcome.scores]
+            landmarks = {name: average(clips, name, protocol.clip_average) for name in LANDMARK_METRICS}
+            mouths = [getattr(o, mouth_of) for o in outcomes if getattr(o, mouth_of) is not None]
+            stage.append(StageRow(ROW_NAMES[row], landmarks, summarise(mouths)))
+        stage_table = out_dir / "landmark_stage.csv"
+        atomic_write_bytes(stage_table, stage_csv(stage).encode())
+    appendix = stage_markdown(stage, dataset_label) if stage else ""
     markdown, table = write_table1(
-        out_dir, ours, quoted_rows(quoted_dataset), appendix=stage_markdown(stage, dataset_label)
+        out_dir, ours, quoted_rows(quoted_dataset), appendix=appendix, protocol_header=protocol.header()
     )
-    stage_table = out_dir / "landmark_stage.csv"
-    atomic_write_bytes(stage_table, stage_csv(stage).encode())
+    breakdown = breakdown_rows(outcomes, protocol, seed)
+    breakdown_table = out_dir / "breakdown.csv"
+    atomic_write_bytes(breakdown_table, breakdown_csv(breakdown).encode())
+    atomic_write_bytes(
+        out_dir / "breakdown.md", breakdown_markdown(breakdown, protocol, dataset_label).encode()
+    )
     per_clip = out_dir / "per_clip.csv"
     atomic_write_bytes(per_clip, _per_clip_csv(outcomes, failures).encode())
     figure = write_grid(out_dir / "fig4_generated_vs_truth.png", figure_clips) if figure_clips else None
-    return EvaluationResult(markdown, table, per_clip, stage_table, figure, ours, failures, stage)
+    return EvaluationResult(
+        markdown, table, per_clip, stage_table, breakdown_table, figure, ours, failures, stage, breakdown
+    )

@@ -41,6 +41,7 @@ class TableRow:
     source: str
     notes: str = ""
     quoted: bool = field(default=False)
+    intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # 95% bootstrap CI
 
 
 def quoted_rows(dataset: str | None = None) -> list[TableRow]:
@@ -54,14 +55,21 @@ def quoted_rows(dataset: str | None = None) -> list[TableRow]:
     return rows
 
 
-def _format(value: float | None) -> str:
+def format_value(value: float | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-def table1_markdown(ours: list[TableRow], quoted: list[TableRow]) -> str:
-    """Markdown in the paper's layout: our rows first, then the quoted rows of the paper's datasets."""
+def _cell(row: TableRow, name: str) -> str:
+    interval = row.intervals.get(name)
+    text = format_value(row.values.get(name))
+    return text if interval is None else f"{text} [{format_value(interval[0])}, {format_value(interval[1])}]"
+
+
+def table1_markdown(ours: list[TableRow], quoted: list[TableRow], protocol_header: str = "") -> str:
+    """Markdown in the paper's layout: the ``protocol_header``, our rows (value and 95% interval over
+    clips), then the quoted rows of the paper's datasets."""
     header = "| Dataset | Method | " + " | ".join(
         f"{name} {'↓' if name in LOWER_IS_BETTER else '↑'}" for name in METRIC_COLUMNS
     )
@@ -69,14 +77,16 @@ def table1_markdown(ours: list[TableRow], quoted: list[TableRow]) -> str:
         "# Table 1: landmark quality and texture quality",
         "",
         "Rows marked *quoted* are copied from the EAPC paper's Table 1; they were measured on the real",
-        "MEAD / CREMA-D test sets, not by this code. Our rows are measured here (see the notes column).",
+        "MEAD / CREMA-D test sets, not by this code, under a protocol the paper does not fully state. Our",
+        "rows are measured here (see the notes column), each value with its 95% bootstrap interval over clips.",
         "",
+        *([protocol_header, ""] if protocol_header else []),
         header + " | Source |",
         "|" + "---|" * (len(METRIC_COLUMNS) + 3),
     ]
     for row in ours + quoted:
         method = f"{row.method} *(quoted)*" if row.quoted else f"**{row.method}**"
-        cells = " | ".join(_format(row.values.get(name)) for name in METRIC_COLUMNS)
+        cells = " | ".join(_cell(row, name) for name in METRIC_COLUMNS)
         source = row.source + (f"; {row.notes}" if row.notes else "")
         lines.append(f"| {row.dataset} | {method} | {cells} | {source} |")
     return "\n".join(lines) + "\n"
@@ -85,23 +95,32 @@ def table1_markdown(ours: list[TableRow], quoted: list[TableRow]) -> str:
 def table1_csv(rows: list[TableRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["dataset", "method", *METRIC_COLUMNS, "quoted", "source", "notes"])
+    bounds = [f"{name}_ci_{side}" for name in METRIC_COLUMNS for side in ("low", "high")]
+    writer.writerow(["dataset", "method", *METRIC_COLUMNS, *bounds, "quoted", "source", "notes"])
     for row in rows:
         values = [
             "" if row.values.get(name) is None else f"{row.values[name]:.6g}" for name in METRIC_COLUMNS
         ]
-        writer.writerow([row.dataset, row.method, *values, int(row.quoted), row.source, row.notes])
+        intervals = []
+        for name in METRIC_COLUMNS:
+            interval = row.intervals.get(name)
+            intervals += ["", ""] if interval is None else [f"{interval[0]:.6g}", f"{interval[1]:.6g}"]
+        writer.writerow(
+            [row.dataset, row.method, *values, *intervals, int(row.quoted), row.source, row.notes]
+        )
     return buffer.getvalue()
 
 
-def write_table1(folder, ours: list[TableRow], quoted: list[TableRow], appendix: str = "") -> tuple:
+def write_table1(
+    folder, ours: list[TableRow], quoted: list[TableRow], appendix: str = "", protocol_header: str = ""
+) -> tuple:
     """Write ``table1.md`` (then ``appendix``, markdown) and ``table1.csv`` into ``folder`` atomically;
     return their paths."""
     from pathlib import Path
 
     folder = Path(folder)
     markdown, table = folder / "table1.md", folder / "table1.csv"
-    text = table1_markdown(ours, quoted) + (f"\n{appendix}" if appendix else "")
+    text = table1_markdown(ours, quoted, protocol_header) + (f"\n{appendix}" if appendix else "")
     atomic_write_bytes(markdown, text.encode())
     atomic_write_bytes(table, table1_csv(ours + quoted).encode())
     return markdown, table

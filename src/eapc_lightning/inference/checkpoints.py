@@ -23,11 +23,10 @@ from pathlib import Path
 import torch
 import yaml
 
+# Project classes a checkpoint's hyper-parameters may hold (DualLSTMConfig) are admitted by torch.load's
+# weights-only mode where they are defined: importing eapc_lightning.models registers them.
+import eapc_lightning.models  # noqa: F401
 from eapc_lightning.errors import InputError
-from eapc_lightning.models import DualLSTMConfig
-
-# Project classes a checkpoint's hyper-parameters may hold; torch.load's weights-only mode admits them.
-SAFE_CHECKPOINT_GLOBALS = [DualLSTMConfig]
 
 KIND_CLASSES = {"a2l": "A2LModule", "vid2vid": "Vid2VidModule"}
 KIND_NAMES = {"a2l": "audio-to-landmark", "vid2vid": "landmark-to-video"}
@@ -167,10 +166,9 @@ def _not_a_checkpoint(kind: str, found: FoundCheckpoint, cause: str) -> InputErr
 def _read_checkpoint(kind: str, found: FoundCheckpoint) -> dict:
     """The checkpoint's content in weights-only mode, tensors memory-mapped where the format allows."""
     try:
-        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-            content = torch.load(
-                found.path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(found.path)
-            )
+        content = torch.load(
+            found.path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(found.path)
+        )
     except CHECKPOINT_LOAD_ERRORS as error:
         text = str(error)
         readable = (
@@ -238,8 +236,7 @@ def load_module(kind: str, found: FoundCheckpoint, device: str = "cpu"):
     check_checkpoint(kind, found)
     module_class = _module_class(kind)
     try:
-        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-            module = module_class.load_from_checkpoint(found.path, map_location=target)
+        module = module_class.load_from_checkpoint(found.path, map_location=target)
     except CHECKPOINT_LOAD_ERRORS as error:
         raise _not_a_checkpoint(kind, found, _short_cause(error)) from None
     return module.eval()

@@ -5,7 +5,8 @@ does not grow with the length of the speech:
 
 1. the photo: landmarks, canonical alignment and aligned crop (:mod:`.face_photo`);
 2. the speech: decoded once into a 16 kHz mono scratch file (:mod:`eapc_lightning.audio.stream`);
-3. per-frame MFCC windows and LLFs per chunk, equal to the whole-file features (:mod:`.features`);
+3. per-frame MFCC windows and LLFs per chunk, equal to the whole-file features
+   (:mod:`eapc_lightning.audio.chunked`);
 4. landmarks per chunk with the a2l network's recurrent state carried over
    (``A2LModule.landmark_stream``);
 5. frames per landmark from the vid2vid EMA generator, the previous frame carried over

@@ -71,3 +71,15 @@ def warp_face(frame: np.ndarray, matrix: np.ndarray, size: int = CANONICAL_FACE_
     """Crop the aligned face of one frame at ``size`` x ``size`` (the canonical frame scaled to ``size``)."""
     scaled = matrix * (size / CANONICAL_FACE_SIZE)
     return cv2.warpAffine(frame, scaled, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+
+def align_frames(points: np.ndarray, target: np.ndarray, anchors) -> np.ndarray:
+    """Each frame of ``(T, 68, 2)`` points mapped onto ``target`` ``(68, 2)`` by the similarity fitted on
+    the ``anchors`` points alone (removes head rotation, scale and position per frame); a frame with a
+    missing (NaN) anchor stays NaN."""
+    anchors = list(anchors)
+    aligned = np.full(points.shape, np.nan, np.float32)
+    for index, frame in enumerate(points):
+        if np.isfinite(frame[anchors]).all():
+            aligned[index] = apply_transform(similarity_transform(frame[anchors], target[anchors]), frame)
+    return aligned

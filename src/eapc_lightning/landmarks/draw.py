@@ -1,8 +1,8 @@
 """Label maps for the landmark-to-video stage: one channel of landmark polylines.
 
-The label map is the few-shot vid2vid face input (design section 7): the 68 iBUG points joined into
-polylines (jaw, brows, nose bridge and base, eyes, outer and inner lip) plus a synthetic upper-face
-curve that closes the face outline above the brows, drawn as 1.0 on a 0.0 canvas.
+The label map is the few-shot vid2vid face input (docs/vid2vid.md, 'Decisions'): the 68 iBUG points
+joined into polylines (jaw, brows, nose bridge and base, eyes, outer and inner lip) plus a synthetic
+upper-face curve that closes the face outline above the brows, drawn as 1.0 on a 0.0 canvas.
 
 The upper-face curve mirrors the inner jaw points (1-15) across the line through the jaw ends (0 and
 16) and shrinks their distance to that line by ``upper_face_scale`` (2/3 by default, the proportion the

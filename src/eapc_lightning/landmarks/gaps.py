@@ -1,4 +1,4 @@
-"""Frames without a detected face (design section 4).
+"""Frames without a detected face (docs/data.md, 'What prepare does with each clip', step 4).
 
 A run of missing frames of at most ``max_gap`` frames is filled: inside a clip by linear interpolation
 between the detections on both sides, at the clip's start or end by repeating the nearest detection.

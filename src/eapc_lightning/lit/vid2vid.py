@@ -1,8 +1,8 @@
 """``Vid2VidModule``: the landmark-to-video stage (EAPC Eq. 10, few-shot vid2vid) as a LightningModule.
 
-Training (design section 7) uses manual optimisation: each step first updates the generator G, then the
-discriminators D on the same (detached) generated frames, with separate Adam optimisers (TTUR: G lr
-1e-4, D lr 4e-4, betas from the config). The losses, all weighted in YAML:
+Training (docs/vid2vid.md, 'Decisions') uses manual optimisation: each step first updates the
+generator G, then the discriminators D on the same (detached) generated frames, with separate Adam
+optimisers (TTUR: G lr 1e-4, D lr 4e-4, betas from the config). The losses, all weighted in YAML:
 
 * G: hinge GAN (``gan_weight``) and feature matching (``feature_matching_weight``, x10) for every
   enabled discriminator (multi-scale image D always; temporal and mouth D by switch), VGG19 perceptual

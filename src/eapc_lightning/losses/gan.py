@@ -11,7 +11,7 @@ treated as constants.
 import torch
 import torch.nn.functional as F
 
-DiscriminatorOutput = list[list[torch.Tensor]]
+from eapc_lightning.models.vid2vid.discriminators import DiscriminatorOutput
 
 
 def hinge_discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> torch.Tensor:

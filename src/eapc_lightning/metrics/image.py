@@ -1,8 +1,8 @@
 """Image-quality metrics of the landmark-to-video stage (paper section 4.2): PSNR, SSIM and FID.
 
-PSNR and SSIM are torchmetrics' (images in [0, 1], ``data_range=1``). FID is torchmetrics'
+PSNR and SSIM are torchmetrics' (images in [0, 1], ``data_range=1``; :func:`per_frame_psnr_ssim` also offers skimage's). FID is torchmetrics'
 :class:`~torchmetrics.image.fid.FrechetInceptionDistance`; its feature extractor is chosen offline, in
-this order (design section 2, nothing is downloaded):
+this order (docs/design.md, 'Environment': nothing is downloaded):
 
 1. ``"official"``: torch-fidelity's InceptionV3 with the original FID weights, used when the file
    ``weights-inception-2015-12-05-6726825d.pth`` is in the torch hub cache (``torch.hub.get_dir()/checkpoints``);
@@ -40,6 +40,37 @@ def image_metrics() -> MetricCollection:
             "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
         }
     )
+
+
+def per_frame_psnr_ssim(generated, truth, library: str = "torchmetrics") -> tuple[torch.Tensor, torch.Tensor]:
+    """PSNR and SSIM of each frame pair of two (T, H, W, 3) uint8 sequences, as two (T,) tensors.
+
+    ``torchmetrics``: frames in [0, 1], SSIM with its 11x11 Gaussian window (sigma 1.5). ``skimage``:
+    ``skimage.metrics`` on the uint8 frames (data range 255), SSIM with its 7x7 uniform window per colour
+    channel, averaged over the channels (the public EAT evaluation's call).
+    """
+    import numpy as np
+
+    generated, truth = np.asarray(generated), np.asarray(truth)
+    if generated.shape != truth.shape or generated.dtype != np.uint8 or truth.dtype != np.uint8:
+        raise ValueError(
+            f"expected two uint8 sequences of one shape, got {generated.shape} and {truth.shape}"
+        )
+    if library == "skimage":
+        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+        psnr = [peak_signal_noise_ratio(t, g, data_range=255) for g, t in zip(generated, truth)]
+        ssim = [
+            structural_similarity(t, g, channel_axis=-1, data_range=255) for g, t in zip(generated, truth)
+        ]
+        return torch.tensor(psnr, dtype=torch.float64), torch.tensor(ssim, dtype=torch.float64)
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    g = torch.from_numpy(generated).permute(0, 3, 1, 2).double() / 255
+    t = torch.from_numpy(truth).permute(0, 3, 1, 2).double() / 255
+    psnr = peak_signal_noise_ratio(g, t, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(g, t, data_range=1.0, reduction="none")
+    return psnr, ssim
 
 
 def official_inception_path() -> Path:

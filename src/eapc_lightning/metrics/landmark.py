@@ -36,6 +36,17 @@ def centre_frames(points: torch.Tensor) -> torch.Tensor:
     return points - points.mean(dim=-2, keepdim=True)
 
 
+def point_distances(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The LD terms: per point, per frame Euclidean distances ``(..., T, P)`` of ``(..., T, P, 2)`` points."""
+    return (prediction - target).norm(dim=-1)
+
+
+def velocity_differences(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The LVD terms: per point distances between the frame-to-frame velocities (``x_{t+1} - x_t``) of
+    ``(..., T, P, 2)`` points, ``(..., T - 1, P)``."""
+    return (prediction.diff(dim=-3) - target.diff(dim=-3)).norm(dim=-1)
+
+
 def _as_sequences(points: torch.Tensor, name: str) -> torch.Tensor:
     """Accept ``(T, 68, 2)`` or ``(B, T, 68, 2)``; return ``(B, T, 68, 2)`` float64."""
     if points.dim() == 3:
@@ -82,7 +93,7 @@ class LandmarkDistance(_RegionMetric):
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         prediction, target = self._centred_region(prediction, target)
-        self._accumulate((prediction - target).norm(dim=-1))
+        self._accumulate(point_distances(prediction, target))
 
 
 class LandmarkVelocityDistance(_RegionMetric):
@@ -90,5 +101,4 @@ class LandmarkVelocityDistance(_RegionMetric):
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         prediction, target = self._centred_region(prediction, target)
-        velocity_error = prediction.diff(dim=1) - target.diff(dim=1)
-        self._accumulate(velocity_error.norm(dim=-1))
+        self._accumulate(velocity_differences(prediction, target))

@@ -94,7 +94,8 @@ class DualLSTMConfig:
 
 
 # checkpoints keep the config in their hyper-parameters; a dataclass of plain values is safe to unpickle,
-# so allow it under torch.load(weights_only=True), which Lightning uses to load and resume
+# so allow it under torch.load(weights_only=True), which Lightning uses to load and resume and
+# eapc_lightning.inference.checkpoints to read a checkpoint's kind (the one registration; keep it here)
 torch.serialization.add_safe_globals([DualLSTMConfig])
 
 

@@ -1,8 +1,9 @@
 """Two-process DDP training of the vid2vid module on CPU (gloo), launched by tests/test_vid2vid_ddp.py.
 
-Usage: python tests/vid2vid_ddp_run.py CACHE_DIR OUT_DIR. Lightning's DDP launcher re-runs this script
-for rank 1, hence the ``__main__`` guard. Each rank writes ``OUT_DIR/rank<k>.json`` with its global step,
-the training batches it saw and a checksum of its generator parameters.
+Usage: PYTHONPATH=tests python tests/helpers/vid2vid_ddp_run.py CACHE_DIR OUT_DIR. Lightning's DDP
+launcher re-runs this script for rank 1, hence the ``__main__`` guard. Each rank writes
+``OUT_DIR/rank<k>.json`` with its global step, the training batches it saw and a checksum of its
+generator parameters.
 """
 
 import json

@@ -1,7 +1,8 @@
 """Two-process DDP (gloo, CPU) fit + test of A2LModule on the toy windows; run by tests/test_a2l_ddp.py.
 
-Usage: python tests/ddp_a2l_script.py OUT_DIR. Rank 0 writes OUT_DIR/metrics.json (the synced test metrics)
-and OUT_DIR/ddp.ckpt (the trained weights); every rank writes its own weights to OUT_DIR/rank<r>.pt.
+Usage: PYTHONPATH=tests python tests/helpers/ddp_a2l_script.py OUT_DIR. Rank 0 writes
+OUT_DIR/metrics.json (the synced test metrics) and OUT_DIR/ddp.ckpt (the trained weights); every rank
+writes its own weights to OUT_DIR/rank<r>.pt.
 """
 
 import json
@@ -12,9 +13,9 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.strategies import DDPStrategy
 
-from a2l_toy_data import TINY_NETWORK, ToyLandmarkData
 from eapc_lightning.lit import A2LModule
 from eapc_lightning.models import DualLSTMConfig
+from helpers.a2l_toy_data import TINY_NETWORK, ToyLandmarkData
 
 DDP_SETTINGS = dict(train=16, val=8, test=8, batch_size=4)
 MODULE_SETTINGS = dict(lr=1e-3, emotion_loss_weight=0.0)

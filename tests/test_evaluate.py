@@ -226,3 +226,35 @@ def test_data_yaml_defaults_come_from_the_datamodule(models, tmp_path):
     defaults = inspect.signature(LandmarkDataModule).parameters
     assert datamodule.hparams.window == defaults["window"].default
     assert datamodule.hparams.cache_dir == str(models.cache)
+
+
+def test_wandb_tables_hold_what_the_csv_files_hold(models, data_yaml, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    out = tmp_path / "tables"
+    args = [
+        "evaluate",
+        "--data",
+        str(data_yaml),
+        "--a2l",
+        str(models.a2l),
+        "--landmarks-only",
+        "--split",
+        "all",
+    ]
+    assert eapc([*args, "--out", str(out), "--wandb"]) == 0
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    for key, csv_name in (
+        ("table1", "table1.csv"),
+        ("breakdown", "breakdown.csv"),
+        ("per_clip", "per_clip.csv"),
+    ):
+        (table_file,) = (run_dir / "files" / "media" / "table" / "evaluate").glob(f"{key}_*.table.json")
+        table = json.loads(table_file.read_text())
+        with open(out / csv_name, newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert table["columns"] == rows[0] and table["data"] == rows[1:]
+    groups = {row["by"] for row in read_csv(out / "breakdown.csv")}
+    assert groups == {"emotion", "intensity", "speaker"}

@@ -2,7 +2,7 @@
 
     eapc evaluate --data data_modules/synthetic.yaml [--protocol eapc|eat|PATH] [--a2l CKPT]
                   [--vid2vid CKPT | --landmarks-only] [--cache-dir DIR] [--split test|all] [--out tables]
-                  [--quoted MEAD|CREMA-D|all] [--seed 0]
+                  [--quoted MEAD|CREMA-D|all] [--seed 0] [--wandb]
 
 The protocol (``experiments/evaluation/<name>.yaml``, docs/evaluation.md) fixes the detector, the
 alignment, the crop, the frame matching and the image-metric settings; its name and settings head every
@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluation protocol: a name in experiments/evaluation/ (eapc, eat) or a YAML path",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
+    parser.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log Table 1, the breakdowns and per-clip values as W&B tables (offline without a key)",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("tables"), help="folder for table1.md/.csv, per_clip.csv"
     )
@@ -178,4 +183,9 @@ def run(args: argparse.Namespace) -> int:
     print(result.table_markdown.read_text())
     if result.figure is not None:
         print(f"wrote {result.figure}")
+    if args.wandb:
+        from eapc_lightning.evaluation.run import log_to_wandb
+
+        folder = log_to_wandb(result, protocol, label, args.out)
+        print(f"W&B tables: {folder} (offline runs: wandb sync {folder})")
     return 0

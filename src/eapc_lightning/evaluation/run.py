@@ -293,3 +293,37 @@ def evaluate_split(
     return EvaluationResult(
         markdown, table, per_clip, stage_table, breakdown_table, figure, ours, failures, stage, breakdown
     )
+
+
+def log_to_wandb(result: EvaluationResult, protocol: EvaluationProtocol, label: str, out_dir: Path) -> Path:
+    """Table 1, the breakdowns and the per-clip values as W&B tables of one ``evaluate`` run (offline
+    unless an API key is configured); returns the run's folder."""
+    import wandb
+
+    from eapc_lightning.commands.lightning import wandb_api_key_configured
+
+    mode = None if wandb_api_key_configured() else "offline"
+    settings = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in vars(protocol).items()
+    }
+    run = wandb.init(
+        project="eapc-lightning",
+        job_type="evaluate",
+        name=f"evaluate/{label}/{protocol.name}",
+        dir=str(out_dir),
+        config={"protocol": settings, "dataset": label},
+        mode=mode,
+    )
+    tables = {}
+    for key, path in (
+        ("table1", result.table_csv),
+        ("breakdown", result.breakdown_csv),
+        ("per_clip", result.per_clip_csv),
+    ):
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        tables[f"evaluate/{key}"] = wandb.Table(columns=rows[0], data=rows[1:])
+    run.log(tables)
+    folder = Path(run.dir).parent
+    run.finish()
+    return folder

@@ -186,3 +186,16 @@ def test_bad_flags_stop_before_any_work(tmp_path):
         "eapc pipeline vid2vid: --data crema_d needs --root <folder of the raw crema_d dataset> (make: ROOT=...)"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_vid2vid_summary_reads_the_test_metrics(tmp_path):
+    (tmp_path / "test").mkdir()
+    record = {
+        "stage": "test",
+        "metrics": {"test/psnr": 24.88, "test/psnr_copy_reference": 22.8, "test/ssim": 0.9127},
+    }
+    (tmp_path / "test" / "metrics.json").write_text(json.dumps(record))
+    assert pipeline.vid2vid_summary(tmp_path) == (
+        "test PSNR 24.88 dB vs copying the reference 22.80 dB; SSIM 0.913; FID not computed: "
+        "generated frames beat the copied reference"
+    )

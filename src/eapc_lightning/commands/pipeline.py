@@ -211,16 +211,18 @@ def run_a2l(args: argparse.Namespace, steps: Steps) -> None:
 
 
 def vid2vid_summary(run_dir: Path) -> str:
+    """The test PSNR beside copying the reference image unchanged, SSIM and FID, in one line."""
     from eapc_lightning.reporting.runs import test_metrics
 
-    metrics = test_metrics(run_dir)
-    psnr, copy = metrics.get("test/psnr"), metrics.get("test/psnr_copy_reference")
+    metrics = test_metrics(run_dir)  # names without the "test/" prefix
+    psnr, copy = metrics.get("psnr"), metrics.get("psnr_copy_reference")
     if psnr is None or copy is None:
         return f"{run_dir}/test/{METRICS_FILENAME} has no test/psnr and test/psnr_copy_reference"
-    fid = metrics.get("test/fid")
+    ssim, fid = metrics.get("ssim"), metrics.get("fid")
     verdict = "beat" if psnr > copy else "do NOT beat"
     return (
-        f"test PSNR {psnr:.2f} dB vs copying the reference {copy:.2f} dB; SSIM {metrics.get('test/ssim', 0):.3f}; "
+        f"test PSNR {psnr:.2f} dB vs copying the reference {copy:.2f} dB; "
+        f"SSIM {'not computed' if ssim is None else f'{ssim:.3f}'}; "
         f"FID {'not computed' if fid is None else f'{fid:.1f}'}: generated frames {verdict} the copied reference"
     )
 

@@ -313,6 +313,7 @@ def log_to_wandb(result: EvaluationResult, protocol: EvaluationProtocol, label: 
         dir=str(out_dir),
         config={"protocol": settings, "dataset": label},
         mode=mode,
+        reinit="create_new",  # its own run even when the process holds another one (a training run's)
     )
     tables = {}
     for key, path in (

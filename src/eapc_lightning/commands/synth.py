@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emotions", type=_csv(str), help=f"comma-separated subset of {','.join(EMOTIONS)}")
     parser.add_argument("--levels", type=_csv(int), help="comma-separated subset of 1,2,3")
     parser.add_argument("--size", type=int, help="video frame side in pixels (default 256)")
+    parser.add_argument(
+        "--clean-audio",
+        action="store_true",
+        help="the synthesiser's studio-clean audio (no room, channel, noise or gain; docs/synthetic.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "emotions": args.emotions,
         "levels": args.levels,
         "size": args.size,
+        "recording": False if args.clean_audio else None,
     }
     try:
         total = len(clip_specs(resolve_settings(args.preset, overrides)))

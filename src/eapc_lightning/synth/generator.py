@@ -30,6 +30,7 @@ from eapc_lightning.fileio import atomic_write_json
 from eapc_lightning.synth.emotion import LEVEL_INTENSITY, face_offsets, voice_style
 from eapc_lightning.synth.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_motion
 from eapc_lightning.synth.media import write_audio, write_npy, write_video
+from eapc_lightning.synth.recording import apply_conditions, draw_conditions
 from eapc_lightning.synth.speech import (
     Voice,
     build_tracks,
@@ -40,7 +41,7 @@ from eapc_lightning.synth.speech import (
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump when the output of a given seed and settings changes
+GENERATOR_VERSION = 2  # bump when the output of a given seed and settings changes
 SETTINGS_MARKER = ".synth_settings.json"
 INFO_FILE = "synth_info.json"
 DURATION_SPREAD = 0.15  # clip length varies uniformly within +-15 % of ``seconds``
@@ -57,6 +58,9 @@ class SynthSettings:
     clips_per_cell: int = 1
     seconds: float = 3.0
     size: int = 256
+    recording: bool = (
+        True  # each clip's audio through its own room, channel, noise and gain (synth/recording.py)
+    )
 
     def validate(self) -> "SynthSettings":
         if self.speakers < 1 or self.clips_per_cell < 1:
@@ -196,6 +200,11 @@ def make_clip(spec: ClipSpec, settings: SynthSettings, seed: int, render: bool =
     plan = plan_sentence(rng, num_frames / VIDEO_FPS, speaker.voice.syllable_rate * style.tempo)
     tracks = build_tracks(plan, speaker.voice, style, rng)
     audio = render_audio(tracks, speaker.voice, style, rng, num_frames * SAMPLES_PER_FRAME)
+    if settings.recording:  # a stream of its own: the speech and the face do not depend on the switch
+        room = np.random.default_rng(
+            [seed, 3, spec.speaker, EMOTION_TO_INDEX[spec.emotion], spec.level, spec.clip]
+        )
+        audio = apply_conditions(audio, draw_conditions(room), room)
 
     expression, jaw_bias = face_offsets(spec.emotion, spec.level)
     opening = per_video_frame(tracks.opening, num_frames) + jaw_bias

@@ -4,8 +4,8 @@ A sentence is phrases of words of syllables (optional onset consonant, a vowel, 
 separated by pauses. From the plan, control tracks at 1 kHz are built: voicing amplitude (syllable
 envelopes), F0 (phrase declination, pitch accents on stressed syllables, terminal rise, jitter),
 formants F1-F3 (vowel targets with coarticulation smoothing), noise amplitudes of the consonant
-classes, and the articulation (jaw opening = syllable envelope x vowel openness, lip spread = vowel
-spread; labial consonants close the lips).
+classes, and the articulation (jaw opening = vowel openness x stress, partly open through other consonants,
+smoothed over 80 ms; lip spread = vowel spread; labial consonants and pauses close the lips).
 
 Audio is additive harmonic synthesis: harmonic ``k`` of the glottal source has amplitude
 ``(k F0)^-tilt`` times the vocal-tract response of three formant resonators at ``k F0``, normalised
@@ -48,6 +48,11 @@ VOWELS = {
     "u": Vowel(300, 870, 2240, openness=0.2, spread=-1.0),
 }
 NASAL_FORMANTS = (260.0, 1100.0, 2300.0)
+# The jaw during a non-labial consonant (fraction of the widest vowel's opening) and the time over which
+# the jaw's movement is smoothed. Real speakers keep the jaw partly open through t, s, k, n and move it
+# at the syllable rate at most (lip-aperture tracking studies put the jaw's main energy below 5 Hz).
+CONSONANT_JAW = 0.3
+JAW_SMOOTHING = 0.08  # s
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,6 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
     n = int(round(plan.duration * CONTROL_RATE))
     voicing = np.zeros(n)
     opening_target = np.zeros(n)
-    opening_env = np.zeros(n)
     spread_target = np.zeros(n)
     formants = np.full((3, n), np.nan)
     noise = {band: np.zeros(n) for band in NOISE_BANDS}
@@ -207,8 +211,7 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
             vowel = VOWELS[segment.symbol]
             env = _envelope(length, 25, 45) * segment.stress * float(rng.uniform(0.85, 1.1))
             voicing[a:b] += env * (0.6 + 0.4 * vowel.openness)
-            opening_env[a:b] += env
-            opening_target[a:b] = vowel.openness
+            opening_target[a:b] = vowel.openness * segment.stress
             spread_target[a:b] = vowel.spread
             formants[:, a:b] = np.array([[vowel.f1], [vowel.f2], [vowel.f3]])
             centre = (a + b) // 2
@@ -218,7 +221,7 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
             continue
         consonant = CONSONANTS[segment.symbol]
         spread_target[a:b] = consonant.spread
-        opening_target[a:b] = 0.0 if consonant.labial else 0.12
+        opening_target[a:b] = 0.0 if consonant.labial else CONSONANT_JAW
         if consonant.kind == "nasal":
             voicing[a:b] += _envelope(length, 10, 10) * consonant.level
             formants[:, a:b] = np.array(NASAL_FORMANTS)[:, None]
@@ -247,7 +250,9 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
     jitter = 1.0 + style.jitter * _smooth(rng.normal(0.0, 1.0, n), 0.004) * 3.0
     f0 = voice.pitch * style.pitch * 2.0 ** (_smooth(semitones, 0.05) / 12.0) * jitter
 
-    opening = _smooth(opening_env * opening_target, 0.03) * style.articulation
+    # the jaw moves slower than the sound: smoothing over JAW_SMOOTHING spreads each vowel's opening into
+    # its neighbours (coarticulation), so only labials and pauses close the mouth
+    opening = _smooth(opening_target, JAW_SMOOTHING) * style.articulation
     return Tracks(
         voicing=_smooth(voicing, 0.01),
         f0=f0,

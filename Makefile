@@ -12,19 +12,23 @@ JOBS ?= 2
 RUNS ?= runs
 # further `eapc pipeline` arguments, e.g. ARGS="--resume" or ARGS="--set trainer.max_epochs=3"
 ARGS ?=
+# real talking-face footage for eval-real-speech (voxceleb2/ and hdtf/ subfolders), and its checkpoint
+FOOTAGE ?= ../shared/data
+A2L ?=
 # the experiment of train-vid2vid (experiments/vid2vid_mead.yaml is the paper-scale GPU setting)
 CONFIG ?= experiments/vid2vid.yaml
 DATA_ARGS = --data $(DATA) $(if $(ROOT),--root $(ROOT)) --runs $(RUNS)
 export WANDB_MODE ?= offline
 export PYTHONHASHSEED := 0
 
-.PHONY: help env lock test lint train-a2l sweep-ablation train-vid2vid demo clean
+.PHONY: help env lock test lint train-a2l sweep-ablation train-vid2vid demo eval-real-speech clean
 
 help:
 	@echo "make train-a2l      audio-to-landmark training on DATA=$(DATA) (synth -> prepare -> fit -> test -> report)"
 	@echo "make train-vid2vid  landmark-to-video training on DATA=$(DATA)"
 	@echo "make sweep-ablation the paper's Tables 2 and 3 over SEEDS=$(SEEDS)"
 	@echo "make demo           speech + face photo -> talking-face mp4"
+	@echo "make eval-real-speech  the a2l model on real footage in FOOTAGE=$(FOOTAGE) (A2L=checkpoint, default newest)"
 	@echo "make test           lint + the test suite"
 
 env:
@@ -48,6 +52,9 @@ train-vid2vid: env
 
 demo: env
 	$(EAPC) pipeline demo --runs $(RUNS) $(ARGS)
+
+eval-real-speech: env
+	$(EAPC) pipeline real-speech --footage $(FOOTAGE) --runs $(RUNS) $(if $(A2L),--a2l $(A2L)) $(ARGS)
 
 # Re-resolve uv.lock after changing pyproject.toml; pinned versions that still fit are kept
 # (move one with: bash scripts/uv.sh lock --upgrade-package NAME). The next target syncs .venv.

@@ -2,7 +2,7 @@
 
     eapc evaluate --data data_modules/synthetic.yaml [--protocol eapc|eat|PATH] [--a2l CKPT]
                   [--vid2vid CKPT | --landmarks-only] [--cache-dir DIR] [--split test|all] [--out tables]
-                  [--quoted MEAD|CREMA-D|all] [--seed 0] [--wandb]
+                  [--quoted MEAD|CREMA-D|all] [--seed 0] [--wandb] [--emotion-control happy,sad]
 
 The protocol (``experiments/evaluation/<name>.yaml``, docs/evaluation.md) fixes the detector, the
 alignment, the crop, the frame matching and the image-metric settings; its name and settings head every
@@ -10,6 +10,9 @@ table written.
 The test split is the one the data YAML's ``LandmarkDataModule`` makes (same seed and speaker fractions
 as training). ``--split all`` scores every clip of the cache instead (footage no model trained on, e.g.
 docs/real_speech.md); no speaker split is made then, so a cache of one or two speakers works.
+``--emotion-control FIRST,SECOND`` also writes ``emotion_control.md``/``.csv``: the LLF encoder's emotion
+reading of each clip and how far forcing FIRST instead of SECOND moves mouth corners and brows
+(``eapc_lightning.evaluation.emotion_control``).
 Checkpoints default to the newest under ``runs/``.
 """
 
@@ -58,9 +61,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quoted", choices=QUOTED_CHOICES, default="all", help="which published rows to quote"
     )
+    parser.add_argument(
+        "--emotion-control",
+        type=_emotion_pair,
+        default=None,
+        metavar="FIRST,SECOND",
+        help="also measure what forcing emotion FIRST instead of SECOND does to the landmarks, e.g. happy,sad",
+    )
     parser.add_argument("--fid-extractor", default="auto", choices=("auto", "official", "offline", "none"))
     parser.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
     parser.add_argument("--device", default="cpu", help="torch device")
+
+
+def _emotion_pair(text: str) -> tuple[str, str]:
+    from eapc_lightning.constants import EMOTIONS
+
+    names = tuple(name.strip() for name in text.split(","))
+    if len(names) != 2 or any(name not in EMOTIONS for name in names) or names[0] == names[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected two different emotions FIRST,SECOND from {', '.join(EMOTIONS)}; got {text!r}"
+        )
+    return names
 
 
 def datamodule_from_yaml(path: Path, cache_dir: str | None, setup: bool = True):
@@ -183,6 +204,13 @@ def run(args: argparse.Namespace) -> int:
     print(result.table_markdown.read_text())
     if result.figure is not None:
         print(f"wrote {result.figure}")
+    if args.emotion_control is not None:
+        from eapc_lightning.evaluation.emotion_control import emotion_control, write_emotion_control
+
+        summary = emotion_control(records, a2l, *args.emotion_control)
+        markdown = write_emotion_control(summary, label, args.out)
+        print(f"wrote {markdown}, {markdown.with_suffix('.csv')}")
+        print(markdown.read_text())
     if args.wandb:
         from eapc_lightning.evaluation.run import log_to_wandb
 

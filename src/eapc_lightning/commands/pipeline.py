@@ -4,6 +4,7 @@
     eapc pipeline vid2vid  [--data ...] [--root RAW] [--config experiments/vid2vid.yaml]
     eapc pipeline ablation [--data ...] [--root RAW] [--seeds 0 1 2] [--jobs 2] [--out tables]
     eapc pipeline demo     [--work data/demo] [--runs runs]
+    eapc pipeline real-speech [--footage ../shared/data] [--a2l CKPT] [--out tables/real_speech]
 
 Each step is an ``eapc`` command run in its own process, echoed before it runs; a failing step stops the
 job with its exit status. What is already there is skipped, with a line saying so: a synthetic set with
@@ -34,6 +35,9 @@ ABLATION_VARIANTS = Path("experiments/ablations")
 CPU_SWEEP_BUDGET = Path("experiments/a2l_sweep_cpu.yaml")
 DEMO_A2L_EXPERIMENT = Path("experiments/demo_a2l.yaml")
 DEMO_VID2VID_EXPERIMENT = Path("experiments/demo_vid2vid.yaml")
+REAL_FOOTAGE = Path("../shared/data")
+REAL_FOOTAGE_SETS = ("voxceleb2", "hdtf")  # the sets of real talking-face video with speech in it
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".flv")
 DEMO_SIZE = 128  # the demo's synthetic set and cache, in pixels (tiny models train in a minute each)
 
 
@@ -349,6 +353,57 @@ def run_demo(args: argparse.Namespace, steps: Steps) -> None:
     print(f"demo video: {out.resolve()}")
 
 
+def link_real_footage(footage: Path, raw: Path) -> int:
+    """Links under ``raw/<set>/`` to the videos of ``footage/<set>/`` (the folder dataset's speaker is the
+    set); returns how many. UsageError when there are none."""
+    count = 0
+    for name in REAL_FOOTAGE_SETS:
+        videos = sorted(p for p in (footage / name).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        if videos:
+            (raw / name).mkdir(parents=True, exist_ok=True)
+        for video in videos:
+            link = raw / name / video.name
+            if not link.is_symlink():
+                link.symlink_to(video.resolve())
+            count += 1
+    if count == 0:
+        sets = ", ".join(f"{footage}/{name}/" for name in REAL_FOOTAGE_SETS)
+        raise UsageError(f"no video with speech found in {sets}: pass --footage FOLDER holding them")
+    return count
+
+
+def run_real_speech(args: argparse.Namespace, steps: Steps) -> None:
+    """Real footage no model trained on -> a cache -> the a2l stage scored on every clip, with the emotion
+    input's effect (docs/real_speech.md)."""
+    raw, cache = args.work / "raw", args.work / "cache"
+    videos = link_real_footage(args.footage, raw)
+    print(f"==> {videos} real videos from {args.footage} linked under {raw}", flush=True)
+    steps.eapc(
+        "prepare", "prepare", "--dataset", "folder", "--root", raw, "--out", cache, "--workers", args.workers
+    )
+    checkpoint = ["--a2l", args.a2l] if args.a2l else []
+    steps.eapc(
+        "evaluate",
+        "evaluate",
+        "--data",
+        "data_modules/folder.yaml",
+        "--cache-dir",
+        cache,
+        "--split",
+        "all",
+        "--landmarks-only",
+        *checkpoint,
+        "--runs",
+        args.runs,
+        "--out",
+        args.out,
+        "--label",
+        "real-speech",
+        "--emotion-control",
+        "happy,sad",
+    )
+
+
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=DATASETS, default="synthetic", help="dataset (default: synthetic)")
     parser.add_argument("--root", type=Path, help="folder of the raw dataset (required unless synthetic)")
@@ -411,8 +466,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the run folders")
     demo.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
 
+    real = jobs.add_parser(
+        "real-speech", help="the a2l stage on real footage no model trained on (docs/real_speech.md)"
+    )
+    real.add_argument(
+        "--footage",
+        type=Path,
+        default=REAL_FOOTAGE,
+        help=f"folder with {' and '.join(REAL_FOOTAGE_SETS)} subfolders of videos (default {REAL_FOOTAGE})",
+    )
+    real.add_argument("--a2l", type=Path, help="audio-to-landmark checkpoint (default: newest under --runs)")
+    real.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the run folders")
+    real.add_argument("--work", type=Path, default=Path("data/real_speech"), help="links and cache")
+    real.add_argument("--out", type=Path, default=Path("tables/real_speech"), help="folder for the tables")
+    real.add_argument("--workers", type=int, default=1, help="processes for prepare (default 1)")
 
-JOBS = {"a2l": run_a2l, "vid2vid": run_vid2vid, "ablation": run_ablation, "demo": run_demo}
+
+JOBS = {
+    "a2l": run_a2l,
+    "vid2vid": run_vid2vid,
+    "ablation": run_ablation,
+    "demo": run_demo,
+    "real-speech": run_real_speech,
+}
 
 
 def run(args: argparse.Namespace) -> int:

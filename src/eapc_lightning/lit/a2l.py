@@ -340,6 +340,7 @@ class LandmarkStream:
         self.override = None if override is None else override[None]
         self.unlabelled = torch.full((1,), -1, dtype=torch.long, device=module.device)
         self.state = StreamState()
+        self.emotion_logits: list[torch.Tensor] = []  # (n, 8) LLF encoder logits of each call's frames
 
     def __call__(
         self, mfcc_raw: torch.Tensor | np.ndarray, llf_raw: torch.Tensor | np.ndarray
@@ -369,6 +370,7 @@ class LandmarkStream:
                         state=self.state,
                     )
                     pieces.append(output.landmarks[0])
+                    self.emotion_logits.append(output.emotion_logits[0].float().cpu())
                     self.state = output.state
                     self.frames_done += stop - start
         finally:

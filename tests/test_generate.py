@@ -19,6 +19,7 @@ from eapc_lightning.errors import InputError
 from eapc_lightning.inference.checkpoints import MissingCheckpointError, find_checkpoint, load_module
 from eapc_lightning.inference.face_photo import MultipleFacesWarning, load_face_photo
 from eapc_lightning.inference.pipeline import GenerateOptions, SilentAudioWarning, generate
+from eapc_lightning.metrics.mouth_opening import inner_lip_gap
 from helpers.prepare_media import write_wav
 from helpers.tiny_models import tiny_models_once
 
@@ -98,7 +99,8 @@ def test_generate_real_speech_and_face(shared_data, face, models, tmp_path, caps
          str(models.vid2vid), "--out", str(out), "--save-landmarks", str(landmarks_path), "--no-progress"]
     )  # fmt: skip
     assert code == 0
-    assert str(models.a2l) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(models.a2l) in printed
     samples = load_audio(speech)
     seconds = len(samples) / 16000
     info = probe(out)
@@ -109,6 +111,8 @@ def test_generate_real_speech_and_face(shared_data, face, models, tmp_path, caps
     assert landmarks.shape == (info["frames"], 68, 2)
     r = np.corrcoef(mouth_opening(landmarks), energy_envelope(samples, len(landmarks)))[0, 1]
     assert r > 0.3, f"mouth opening vs audio energy: r = {r:.3f}"
+    gap = inner_lip_gap(landmarks)  # the printed span is the saved landmarks' one
+    assert f"inner-lip gap {gap.min():.1f} to {gap.max():.1f} px" in printed
 
 
 def test_landmarks_only_needs_no_vid2vid_and_emotion_changes_face(shared_data, face, models, tmp_path):

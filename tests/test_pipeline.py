@@ -11,7 +11,8 @@ import pytest
 
 from conftest import REPO_ROOT
 from eapc_lightning.commands import pipeline
-from eapc_lightning.commands.pipeline import Steps, UsageError, choose_run_folder, dataset_plan, fit_and_test
+from eapc_lightning.commands.pipeline import UsageError, choose_run_folder, dataset_plan, fit_and_test
+from helpers.recording_steps import RecordingSteps
 
 
 def test_synthetic_plan_uses_the_preset_in_its_folders():
@@ -41,23 +42,6 @@ def test_real_dataset_plan_needs_an_existing_root(tmp_path):
     for plan in (crema, dataset_plan("folder", tmp_path), dataset_plan("synthetic", None)):
         assert (REPO_ROOT / plan.data_config).is_file()
         assert plan.a2l_paper_config is None or (REPO_ROOT / plan.a2l_paper_config).is_file()
-
-
-class RecordingSteps(Steps):
-    """Records each eapc command instead of running it; a fit leaves what a finished fit leaves."""
-
-    def __init__(self):
-        super().__init__(env={})
-        self.commands: list[list[str]] = []
-
-    def eapc(self, step, *arguments):
-        command = [str(argument) for argument in arguments]
-        self.commands.append(command)
-        if command[0] == "fit":
-            run_dir = Path(command[command.index("--run.dir") + 1])
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (run_dir / "checkpoints" / "best.ckpt").write_bytes(b"x")
-            (run_dir / "metrics.json").write_text("{}")
 
 
 def _ckpt_of(command: list[str]) -> str | None:

@@ -194,4 +194,9 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"wrote {result.out} ({kind}, {result.num_frames} frames, {result.num_frames / VIDEO_FPS:.2f} s, with sound)"
     )
+    low, high = result.gap_range
+    print(
+        f"mouth: inner-lip gap {low:.1f} to {high:.1f} px of the {CANONICAL_FACE_SIZE}-px face frame "
+        f"(spans {high - low:.1f} px)"
+    )
     return 0

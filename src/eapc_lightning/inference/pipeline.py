@@ -44,6 +44,7 @@ from eapc_lightning.inference.checkpoints import (
     resolve_checkpoint,
 )
 from eapc_lightning.inference.face_photo import FacePhoto, load_face_photo
+from eapc_lightning.metrics.mouth_opening import inner_lip_gap
 from eapc_lightning.render.landmarks import landmark_panel
 from eapc_lightning.render.video import (
     check_output_path,
@@ -86,6 +87,7 @@ class GenerateResult:
     a2l: FoundCheckpoint
     vid2vid: FoundCheckpoint | None
     face_count: int
+    gap_range: tuple[float, float]  # smallest and largest inner-lip gap of the landmarks, canonical pixels
     notes: list[str] = field(default_factory=list)
 
 
@@ -210,11 +212,15 @@ def generate(
             frame_stream = WarpRenderer(photo.aligned_face(options.size), photo.reference_landmarks)
         extractor = ChunkedFeatureExtractor(audio, num_frames, options.chunk_frames, settings)
         landmark_file = None
+        gaps = [np.inf, -np.inf]
 
         def frames() -> Iterator[np.ndarray]:
             done = 0
             for chunk in extractor.chunks():
                 landmarks = landmark_stream(chunk.mfcc, chunk.llf).numpy()
+                if len(landmarks):
+                    gap = inner_lip_gap(landmarks)
+                    gaps[:] = [min(gaps[0], float(gap.min())), max(gaps[1], float(gap.max()))]
                 if landmark_file is not None:
                     landmark_file.write(chunk.start, landmarks)
                 pictures = (
@@ -248,5 +254,6 @@ def generate(
         a2l=a2l_found,
         vid2vid=vid2vid_found,
         face_count=photo.face_count,
+        gap_range=(gaps[0], gaps[1]),
         notes=notes,
     )

@@ -45,6 +45,8 @@ class LandmarkDataModule(LightningDataModule):
         val_fraction / test_fraction: share of speakers held out (rules in eapc_lightning.data.splits).
         val_speakers / test_speakers: explicit speaker lists; each overrides its fraction.
         reference: training reference frame, ``"random"`` (any frame of the clip) or ``"first"``.
+        face_shape_jitter: strength of the random face-shape change of each training window
+            (``eapc_lightning.data.face_shape``; 0 = off, 1 = roughly the spread of adult faces).
         standardize: standardise mfcc and llf with training-split statistics (else leave them raw).
         std_floor: lower bound on the standard deviations used for standardising.
         clip_cache_size: clips kept in memory per worker (least recently used are dropped).
@@ -65,6 +67,7 @@ class LandmarkDataModule(LightningDataModule):
         val_speakers: list[str] | None = None,
         test_speakers: list[str] | None = None,
         reference: str = "random",
+        face_shape_jitter: float = 0.0,
         standardize: bool = True,
         std_floor: float = 1e-5,
         clip_cache_size: int = 64,
@@ -79,6 +82,8 @@ class LandmarkDataModule(LightningDataModule):
             raise ValueError(
                 f"window, stride and eval_stride must be positive ({window}, {stride}, {eval_stride})"
             )
+        if face_shape_jitter < 0:
+            raise ValueError(f"face_shape_jitter must be non-negative, got {face_shape_jitter}")
         if std_floor <= 0:
             raise ValueError(f"std_floor must be positive, got {std_floor}")
         self.save_hyperparameters()
@@ -94,6 +99,7 @@ class LandmarkDataModule(LightningDataModule):
         self.val_speakers = val_speakers
         self.test_speakers = test_speakers
         self.reference = reference
+        self.face_shape_jitter = face_shape_jitter
         self.standardize = standardize
         self.std_floor = std_floor
         self.clip_cache_size = clip_cache_size
@@ -141,6 +147,7 @@ class LandmarkDataModule(LightningDataModule):
                 window=self.window,
                 stride=self.stride if training else self.eval_stride,
                 reference=self.reference if training else "first",
+                face_shape_jitter=self.face_shape_jitter if training else 0.0,
                 stats=self._stats,
                 seed=self.seed,
                 clip_cache_size=self.clip_cache_size,

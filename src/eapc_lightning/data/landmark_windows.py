@@ -25,6 +25,10 @@ is reproducible, differs from epoch to epoch, and is the same whichever worker l
 epoch reaches the dataset through the keys of :class:`EpochShuffleSampler`, which yields
 ``(window_index, epoch)`` pairs; a plain integer key means epoch 0.
 
+Face shapes: with ``face_shape_jitter`` > 0 each window's reference and target landmarks are moved by one
+random :class:`~eapc_lightning.data.face_shape.FaceShapeChange` (a new identity), drawn from a generator
+seeded by (seed, epoch, window index, 1); the datamodule sets it for training windows only.
+
 Clip arrays (mfcc, llf, landmarks only; never the face crops) are loaded lazily and kept in a small
 least-recently-used cache, one per worker process.
 """
@@ -37,6 +41,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from eapc_lightning.data.cache import load_clip
+from eapc_lightning.data.face_shape import apply_shape_change, draw_shape_change
 from eapc_lightning.data.feature_stats import FeatureStats
 from eapc_lightning.data.index import ClipRecord
 from eapc_lightning.errors import InputError
@@ -63,6 +68,7 @@ class LandmarkWindowDataset(Dataset):
         stats: FeatureStats,
         seed: int = 0,
         clip_cache_size: int = 64,
+        face_shape_jitter: float = 0.0,
     ):
         if window < 1 or stride < 1:
             raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}")
@@ -77,6 +83,7 @@ class LandmarkWindowDataset(Dataset):
         self.stats = stats
         self.seed = seed
         self.clip_cache_size = max(1, clip_cache_size)
+        self.face_shape_jitter = face_shape_jitter
         pairs = [
             (clip, start)
             for clip, record in enumerate(self.records)
@@ -96,7 +103,16 @@ class LandmarkWindowDataset(Dataset):
         arrays = self.clip_arrays(clip)
         stop = start + self.window
         reference_index = self._reference_index(record.num_frames, index, epoch)
-        return self._sample(record, arrays, start, stop, reference_index)
+        sample = self._sample(record, arrays, start, stop, reference_index)
+        if self.face_shape_jitter > 0:  # its own stream: the reference draw does not depend on it
+            rng = np.random.default_rng((self.seed, epoch, index, 1))
+            change = draw_shape_change(rng, self.face_shape_jitter)
+            reference = sample["reference"].numpy()
+            sample["landmarks"] = torch.from_numpy(
+                apply_shape_change(sample["landmarks"].numpy(), reference, change)
+            )
+            sample["reference"] = torch.from_numpy(apply_shape_change(reference, reference, change))
+        return sample
 
     def full_clip(self, clip: int) -> dict:
         """The whole clip as one sample (T = its frame count), reference frame 0: for rendering test clips."""

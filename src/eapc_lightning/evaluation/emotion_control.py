@@ -27,6 +27,15 @@ from eapc_lightning.data.cache import load_clip
 from eapc_lightning.fileio import atomic_write_bytes
 from eapc_lightning.metrics.mouth_opening import inner_lip_gap
 
+MEASURES = (  # the ClipEmotionControl fields measuring the forced emotions' difference, table order
+    "corner_distance",
+    "corner_lift",
+    "brow_distance",
+    "brow_lift",
+    "width_difference",
+    "gap_difference",
+)
+CSV_FIELDS = ("clip_id", "predicted_emotion", *MEASURES)
 MOUTH_CORNERS = (48, 54)
 BROWS = RIGHT_BROW + LEFT_BROW
 
@@ -127,41 +136,17 @@ def emotion_control_markdown(summary: EmotionControlSummary, dataset_label: str)
             "",
             "| mouth corners moved | mouth corners lift | brows moved | brows lift | mouth width | inner-lip gap |",
             "|---|---|---|---|---|---|",
-            "| "
-            + " | ".join(
-                f"{summary.mean(name):.2f}"
-                for name in (
-                    "corner_distance",
-                    "corner_lift",
-                    "brow_distance",
-                    "brow_lift",
-                    "width_difference",
-                    "gap_difference",
-                )
-            )
-            + " |",
+            "| " + " | ".join(f"{summary.mean(name):.2f}" for name in MEASURES) + " |",
             "",
         ]
     )
-
-
-CSV_FIELDS = (
-    "clip_id",
-    "predicted_emotion",
-    "corner_distance",
-    "corner_lift",
-    "brow_distance",
-    "brow_lift",
-    "width_difference",
-    "gap_difference",
-)
 
 
 def emotion_control_csv(summary: EmotionControlSummary) -> str:
     lines = [",".join(CSV_FIELDS + tuple(f"p_{name}" for name in EMOTIONS))]
     for clip in summary.clips:
         cells = [clip.clip_id, clip.predicted_emotion]
-        cells += [f"{getattr(clip, name):.6g}" for name in CSV_FIELDS[2:]]
+        cells += [f"{getattr(clip, name):.6g}" for name in MEASURES]
         cells += [f"{p:.6g}" for p in clip.predicted_probabilities]
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"

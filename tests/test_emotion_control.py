@@ -109,7 +109,7 @@ def test_an_emotion_pair_is_checked_before_any_work(models, capsys):
     assert "expected two different emotions" in capsys.readouterr().err
 
 
-def test_real_footage_is_linked_by_set_and_scored_with_the_emotion_control(tmp_path):
+def test_real_footage_is_linked_clip_by_clip_then_scored_and_fine_tuned(models, tmp_path):
     footage = tmp_path / "footage"
     for relative in ("voxceleb2/a.mp4", "voxceleb2/b.mp4", "hdtf/c.mp4", "hdtf/speech.wav", "mead/d.mp4"):
         (footage / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -117,28 +117,73 @@ def test_real_footage_is_linked_by_set_and_scored_with_the_emotion_control(tmp_p
     raw = tmp_path / "work" / "raw"
     assert link_real_footage(footage, raw) == 3  # videos of the two sets with speech; no wav, no mead
     assert sorted(str(p.relative_to(raw)) for p in raw.rglob("*.mp4")) == [
-        "hdtf/c.mp4",
-        "voxceleb2/a.mp4",
-        "voxceleb2/b.mp4",
+        "hdtf-c/c.mp4",
+        "voxceleb2-a/a.mp4",
+        "voxceleb2-b/b.mp4",
     ]
-    assert (raw / "hdtf" / "c.mp4").resolve() == (footage / "hdtf" / "c.mp4").resolve()
+    assert (raw / "hdtf-c" / "c.mp4").resolve() == (footage / "hdtf" / "c.mp4").resolve()
     assert link_real_footage(footage, raw) == 3  # a second run keeps the links
 
     steps = RecordingSteps()
+    out = tmp_path / "tables"
     args = Namespace(
         footage=footage,
         work=tmp_path / "work",
-        a2l=Path("a2l.ckpt"),
+        a2l=models.a2l,
         runs=Path("runs"),
-        out=tmp_path / "t",
+        out=out,
         workers=1,
+        finetune=True,
     )
     run_real_speech(args, steps)
-    prepare, evaluate = steps.commands
+    kinds = [command[0] for command in steps.commands]
+    assert kinds == ["prepare", "evaluate", "fit", "test", "evaluate", "evaluate"]
+    prepare, every_clip, fit, _, before, after = steps.commands
     assert prepare[:3] == ["prepare", "--dataset", "folder"] and str(raw) in prepare
-    assert evaluate[evaluate.index("--split") + 1] == "all" and "--landmarks-only" in evaluate
-    assert evaluate[evaluate.index("--emotion-control") + 1] == "happy,sad"
-    assert evaluate[evaluate.index("--a2l") + 1] == "a2l.ckpt"
+    assert every_clip[every_clip.index("--split") + 1] == "all" and "--landmarks-only" in every_clip
+    assert every_clip[every_clip.index("--emotion-control") + 1] == "happy,sad"
+    assert f"--model.init_args.init_weights={models.a2l}" in fit
+    assert "experiments/a2l_finetune_real.yaml" in fit
+    for command, checkpoint in ((before, str(models.a2l)), (after, "best.ckpt")):
+        assert command[command.index("--split") + 1] == "test"  # the held-out clips only
+        assert command[command.index("--a2l") + 1].endswith(checkpoint)
+    assert before[before.index("--out") + 1] != after[after.index("--out") + 1]
 
     with pytest.raises(UsageError, match="no video with speech"):
         link_real_footage(tmp_path / "empty", raw)
+
+
+class _Trainer:
+    def __init__(self, datamodule):
+        self.datamodule = datamodule
+
+
+def test_init_weights_start_from_the_checkpoint_and_keep_its_statistics(models, tmp_path):
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.lit.a2l import A2LModule
+    from eapc_lightning.models import DualLSTMConfig
+    from helpers.tiny_models import A2L_NETWORK
+
+    trained = A2LModule.load_from_checkpoint(models.a2l, map_location="cpu")
+    fresh = A2LModule(network=DualLSTMConfig(**A2L_NETWORK), init_weights=str(models.a2l))
+    other_stats = {
+        name: torch.full_like(getattr(trained, name), 7.0)
+        for name in ("mfcc_mean", "mfcc_std", "llf_mean", "llf_std")
+    }
+    fresh.trainer = _Trainer(Namespace(feature_stats=other_stats, audio_features=None))
+    fresh.setup("fit")
+    for (name, value), (_, expected) in zip(fresh.state_dict().items(), trained.state_dict().items()):
+        if name.startswith("network.") or name in other_stats:
+            torch.testing.assert_close(value, expected, msg=name)  # the new data's statistics are not taken
+    assert fresh.audio_features == trained.audio_features
+
+    wider = A2LModule(
+        network=DualLSTMConfig(**{**A2L_NETWORK, "head_hidden": [24, 24]}), init_weights=str(models.a2l)
+    )
+    wider.trainer = _Trainer(Namespace(feature_stats=other_stats, audio_features=None))
+    with pytest.raises(InputError, match="not an a2l checkpoint of this network shape"):
+        wider.setup("fit")
+    missing = A2LModule(network=DualLSTMConfig(**A2L_NETWORK), init_weights=str(tmp_path / "none.ckpt"))
+    missing.trainer = _Trainer(Namespace(feature_stats=other_stats, audio_features=None))
+    with pytest.raises(InputError, match="none.ckpt"):
+        missing.setup("fit")

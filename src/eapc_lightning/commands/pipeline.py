@@ -4,7 +4,7 @@
     eapc pipeline vid2vid  [--data ...] [--root RAW] [--config experiments/vid2vid.yaml]
     eapc pipeline ablation [--data ...] [--root RAW] [--seeds 0 1 2] [--jobs 2] [--out tables]
     eapc pipeline demo     [--work data/demo] [--runs runs]
-    eapc pipeline real-speech [--footage ../shared/data] [--a2l CKPT] [--out tables/real_speech]
+    eapc pipeline real-speech [--footage ../shared/data] [--a2l CKPT] [--out tables/real_speech] [--finetune]
 
 Each step is an ``eapc`` command run in its own process, echoed before it runs; a failing step stops the
 job with its exit status. What is already there is skipped, with a line saying so: a synthetic set with
@@ -38,6 +38,8 @@ DEMO_VID2VID_EXPERIMENT = Path("experiments/demo_vid2vid.yaml")
 REAL_FOOTAGE = Path("../shared/data")
 REAL_FOOTAGE_SETS = ("voxceleb2", "hdtf")  # the sets of real talking-face video with speech in it
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".flv")
+REAL_SPEECH_DATA = Path("data_modules/real_speech.yaml")
+A2L_FINETUNE_REAL_EXPERIMENT = Path("experiments/a2l_finetune_real.yaml")
 DEMO_SIZE = 128  # the demo's synthetic set and cache, in pixels (tiny models train in a minute each)
 
 
@@ -354,15 +356,16 @@ def run_demo(args: argparse.Namespace, steps: Steps) -> None:
 
 
 def link_real_footage(footage: Path, raw: Path) -> int:
-    """Links under ``raw/<set>/`` to the videos of ``footage/<set>/`` (the folder dataset's speaker is the
-    set); returns how many. UsageError when there are none."""
+    """Links ``raw/<set>-<clip>/<clip>.mp4`` to the videos of ``footage/<set>/``: each clip its own speaker
+    for the folder dataset (the sets hold one clip per person or a few), so clips can be held out by name.
+    Returns how many; UsageError when there are none."""
     count = 0
     for name in REAL_FOOTAGE_SETS:
         videos = sorted(p for p in (footage / name).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-        if videos:
-            (raw / name).mkdir(parents=True, exist_ok=True)
         for video in videos:
-            link = raw / name / video.name
+            folder = raw / f"{name}-{video.stem}"
+            folder.mkdir(parents=True, exist_ok=True)
+            link = folder / video.name
             if not link.is_symlink():
                 link.symlink_to(video.resolve())
             count += 1
@@ -374,33 +377,56 @@ def link_real_footage(footage: Path, raw: Path) -> int:
 
 def run_real_speech(args: argparse.Namespace, steps: Steps) -> None:
     """Real footage no model trained on -> a cache -> the a2l stage scored on every clip, with the emotion
-    input's effect (docs/real_speech.md)."""
+    input's effect; with ``--finetune`` also the model fine-tuned on nine clips, both scored on five held-out
+    ones (docs/real_speech.md)."""
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.inference.checkpoints import MissingCheckpointError, resolve_checkpoint
+
+    try:
+        base = resolve_checkpoint("a2l", args.a2l, args.runs).path
+    except (InputError, MissingCheckpointError) as error:
+        raise UsageError(str(error)) from None
     raw, cache = args.work / "raw", args.work / "cache"
     videos = link_real_footage(args.footage, raw)
     print(f"==> {videos} real videos from {args.footage} linked under {raw}", flush=True)
     steps.eapc(
         "prepare", "prepare", "--dataset", "folder", "--root", raw, "--out", cache, "--workers", args.workers
     )
-    checkpoint = ["--a2l", args.a2l] if args.a2l else []
-    steps.eapc(
-        "evaluate",
-        "evaluate",
-        "--data",
-        "data_modules/folder.yaml",
-        "--cache-dir",
-        cache,
-        "--split",
-        "all",
-        "--landmarks-only",
-        *checkpoint,
-        "--runs",
-        args.runs,
-        "--out",
-        args.out,
-        "--label",
-        "real-speech",
-        "--emotion-control",
-        "happy,sad",
+
+    def evaluate(step: str, checkpoint: Path, split: str, out: Path, *extra: str) -> None:
+        steps.eapc(
+            step,
+            "evaluate",
+            "--data",
+            REAL_SPEECH_DATA,
+            "--cache-dir",
+            cache,
+            "--split",
+            split,
+            "--landmarks-only",
+            "--a2l",
+            checkpoint,
+            "--out",
+            out,
+            "--label",
+            "real-speech",
+            *extra,
+        )
+
+    evaluate("evaluate", base, "all", args.out, "--emotion-control", "happy,sad")
+    if not args.finetune:
+        return
+    run_dir = args.work / "runs" / "a2l_finetune_real" / base.parent.parent.name
+    overrides = [f"data.init_args.cache_dir={cache}", f"model.init_args.init_weights={base}"]
+    common = config_arguments([A2L_EXPERIMENT, REAL_SPEECH_DATA, A2L_FINETUNE_REAL_EXPERIMENT], overrides)
+    fit_and_test(steps, run_dir, common)
+    evaluate("evaluate held out, before", base, "test", args.out / "held_out_before")
+    evaluate(
+        "evaluate held out, fine-tuned", test_checkpoint(run_dir), "test", args.out / "held_out_finetuned"
+    )
+    print(f"fine-tuned model: {test_checkpoint(run_dir)}")
+    print(
+        f"held-out clips: {args.out / 'held_out_before'}/table1.md, {args.out / 'held_out_finetuned'}/table1.md"
     )
 
 
@@ -480,6 +506,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     real.add_argument("--work", type=Path, default=Path("data/real_speech"), help="links and cache")
     real.add_argument("--out", type=Path, default=Path("tables/real_speech"), help="folder for the tables")
     real.add_argument("--workers", type=int, default=1, help="processes for prepare (default 1)")
+    real.add_argument(
+        "--finetune",
+        action="store_true",
+        help="also fine-tune the model on nine clips and score both on five held-out ones "
+        "(experiments/a2l_finetune_real.yaml)",
+    )
 
 
 JOBS = {

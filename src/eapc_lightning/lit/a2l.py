@@ -27,6 +27,7 @@ checkpoint alone can turn raw features into landmarks: :meth:`A2LModule.landmark
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +40,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTIONS, NUM_LANDMARKS
+from eapc_lightning.errors import InputError
 from eapc_lightning.losses import A2LLoss, LossTerms
 from eapc_lightning.metrics import METRIC_NAMES, LandmarkDistance, LandmarkVelocityDistance
 from eapc_lightning.models import DualLSTM, DualLSTMConfig, DualLSTMOutput, StreamState, emotion_condition
@@ -74,6 +76,7 @@ class A2LModule(LightningModule):
         lr_scheduler: Literal["none", "cosine"] = "none",
         baseline_metrics: bool = True,
         prior_reset_frames: int | None = 25,
+        init_weights: str | None = None,
     ) -> None:
         """
         Args:
@@ -90,6 +93,10 @@ class A2LModule(LightningModule):
                 training window. Trained on 25-frame windows, the sum drifts when carried further: over
                 60 s of test speech mouth LD grew from 6 px (first 10 s) to 75 px (last 10 s) without the
                 restart, and stayed at 2.2-2.7 px with it. None carries the sum over the whole audio.
+            init_weights: an a2l checkpoint to fine-tune: when fitting starts, its network weights, feature
+                statistics and audio feature settings replace the fresh ones (the network must have the
+                same shape). Unlike ``--ckpt_path``, optimiser, epochs and schedule start anew, and the
+                checkpoint's statistics are kept rather than the new data's (the weights expect them).
         """
         super().__init__()
         if prior_reset_frames is not None and prior_reset_frames < 1:
@@ -161,9 +168,32 @@ class A2LModule(LightningModule):
     def on_validation_start(self) -> None:
         self._check_audio_features()
 
+    def _load_initial_weights(self, path: str) -> None:
+        if not Path(path).is_file():
+            raise InputError(path, "init_weights: no such a2l checkpoint")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint.get("state_dict", {})
+        wanted = {key: value for key, value in state.items() if key.startswith("network.")}
+        wanted.update(
+            {name: state[name] for name in (*FEATURE_STATS_SHAPES, "feature_stats_set") if name in state}
+        )
+        try:
+            self.load_state_dict(wanted, strict=False)
+            missing = [key for key in self.state_dict() if key.startswith("network.") and key not in wanted]
+            if missing or not wanted.get("feature_stats_set", False):
+                raise RuntimeError(f"missing {missing[:3] or 'feature statistics'}")
+        except RuntimeError as error:
+            raise InputError(
+                path, f"init_weights: not an a2l checkpoint of this network shape ({error})"
+            ) from None
+        self.on_load_checkpoint(checkpoint)
+
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
+        if self.hparams.get("init_weights"):
+            self._load_initial_weights(self.hparams["init_weights"])
+            return  # a resumed fine-tuning run then restores its own checkpoint over these
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.audio_features is None:
             self.audio_features = getattr(datamodule, "audio_features", None)

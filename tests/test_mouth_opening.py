@@ -115,6 +115,11 @@ def test_evaluate_split_all_scores_every_clip_with_mouth_opening_columns(models,
         )
         assert float(row["true_gap_max"]) >= float(row["true_gap_min"])
         assert float(row["held_still_M-LD"]) > 0
+        # the audio level's r with the true gap, from the cache by hand (frame 0 is the reference, never scored)
+        arrays = np.load(models.cache / "clips" / f"{row['clip_id']}.npz")
+        level = 20 * np.log10(np.maximum(arrays["llf"][1:, 0], 1e-6))
+        expected = np.corrcoef(level, inner_lip_gap(arrays["landmarks"][1:]))[0, 1]
+        assert float(row["level_mouth_r"]) == pytest.approx(expected, abs=1e-4)
 
     stage = {row["method"]: row for row in read_csv(tmp_path / "all" / "landmark_stage.csv")}
     ours, held = stage["EAPC (ours, predicted landmarks)"], stage["Reference held still"]

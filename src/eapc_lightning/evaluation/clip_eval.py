@@ -25,7 +25,7 @@ from eapc_lightning.evaluation.protocol import REFERENCE_FRAMES, EvaluationProto
 from eapc_lightning.evaluation.scores import Scores
 from eapc_lightning.landmarks.align import align_frames
 from eapc_lightning.metrics.image import per_frame_psnr_ssim
-from eapc_lightning.metrics.mouth_opening import MouthOpening, mouth_opening_stats
+from eapc_lightning.metrics.mouth_opening import MouthOpening, inner_lip_gap, mouth_opening_stats, pearson
 
 LANDMARK_ROWS = ("predicted", "held_still")
 VIDEO_ROWS = ("pipeline", "output_path", "copy_reference")
@@ -39,6 +39,7 @@ class ClipOutcome:
     faces_found: dict[str, tuple[int, int]] = field(default_factory=dict)  # row -> (found, scored)
     mouth: MouthOpening | None = None  # predicted vs true inner-lip gap
     held_mouth: MouthOpening | None = None  # held-still reference vs true inner-lip gap
+    level_mouth_r: float | None = None  # Pearson r of the audio's RMS level (dB) and the true inner-lip gap
     fid_frames: dict[str, tuple] = field(default_factory=dict)  # row -> (its frames, true frames) for FID
     generated: np.ndarray | None = None  # (T, S, S, 3) uint8, for the figure
     truth: np.ndarray | None = None
@@ -127,6 +128,8 @@ def evaluate_clip(
             score_landmarks(protocol, side, truth, every, outcome.scores[row])
         outcome.mouth = mouth_opening_stats(predicted[side_index], truth)
         outcome.held_mouth = mouth_opening_stats(held, truth)
+        level = 20 * np.log10(np.maximum(arrays["llf"][true_index, 0], 1e-6))  # LLF 0 is the frame's RMS
+        outcome.level_mouth_r = pearson(level, inner_lip_gap(truth))
     if vid2vid_module is None:
         return outcome
 

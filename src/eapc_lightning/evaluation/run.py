@@ -170,7 +170,7 @@ def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
     columns = [f"{row}_{name}" for row in rows for name in SCORED_METRICS]
     found = [f"{row}_faces_found" for row in ("pipeline", "output_path", "copy_reference")]
     mouth = ["mouth_r", "mouth_std_ratio", "pred_gap_min", "pred_gap_max", "pred_gap_range"]
-    mouth += ["true_gap_min", "true_gap_max", "true_gap_range", "held_mouth_r"]
+    mouth += ["true_gap_min", "true_gap_max", "true_gap_range", "held_mouth_r", "level_mouth_r"]
     writer.writerow(
         ["clip_id", "status", "speaker", "emotion", "level", "frames", *columns, *found, *mouth, "error"]
     )
@@ -195,7 +195,7 @@ def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
         mouth_cells = (
             [cell(m.r), cell(m.std_ratio), cell(m.predicted_min), cell(m.predicted_max)]
             + [cell(m.predicted_range), cell(m.true_min), cell(m.true_max), cell(m.true_range)]
-            + [cell(held.r if held else None)]
+            + [cell(held.r if held else None), cell(outcome.level_mouth_r)]
             if m is not None
             else [""] * len(mouth)
         )

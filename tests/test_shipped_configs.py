@@ -90,7 +90,19 @@ STACKS: dict[str, tuple[list, list[str], bool]] = {
     **{
         f"a2l+{data.stem}": (_a2l(f"data_modules/{data.name}"), [], True)
         for data in sorted(DATA_MODULES.glob("*.yaml"))
+        if data.stem != "real_speech"
     },
+    # `make eval-real-speech ARGS=--finetune` (init_weights, which it also sets, is tested in
+    # test_emotion_control.py); the held-out clips renamed to the tiny cache's speakers
+    "a2l_finetune_real": (
+        _a2l(
+            "data_modules/real_speech.yaml",
+            "experiments/a2l_finetune_real.yaml",
+            {"data": {"init_args": {"test_speakers": ["M103"], "val_speakers": ["W104"]}}},
+        ),
+        [],
+        True,
+    ),
     # paper scale (`make train-a2l DATA=mead|crema_d` adds them after the dataset file), widths shrunk
     "a2l_mead": (_a2l("data_modules/mead.yaml", "experiments/a2l_mead.yaml"), SMALL_A2L, True),
     "a2l_crema_d": (_a2l("data_modules/crema_d.yaml", "experiments/a2l_crema_d.yaml"), SMALL_A2L, True),

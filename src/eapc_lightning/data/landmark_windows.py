@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from eapc_lightning.data.cache import load_clip
-from eapc_lightning.data.face_shape import apply_shape_change, draw_shape_change
+from eapc_lightning.data.face_shape import FaceShapeChange, apply_shape_change, draw_shape_change
 from eapc_lightning.data.feature_stats import FeatureStats
 from eapc_lightning.data.index import ClipRecord
 from eapc_lightning.errors import InputError
@@ -103,16 +103,12 @@ class LandmarkWindowDataset(Dataset):
         arrays = self.clip_arrays(clip)
         stop = start + self.window
         reference_index = self._reference_index(record.num_frames, index, epoch)
-        sample = self._sample(record, arrays, start, stop, reference_index)
+        change = None
         if self.face_shape_jitter > 0:  # its own stream: the reference draw does not depend on it
-            rng = np.random.default_rng((self.seed, epoch, index, 1))
-            change = draw_shape_change(rng, self.face_shape_jitter)
-            reference = sample["reference"].numpy()
-            sample["landmarks"] = torch.from_numpy(
-                apply_shape_change(sample["landmarks"].numpy(), reference, change)
+            change = draw_shape_change(
+                np.random.default_rng((self.seed, epoch, index, 1)), self.face_shape_jitter
             )
-            sample["reference"] = torch.from_numpy(apply_shape_change(reference, reference, change))
-        return sample
+        return self._sample(record, arrays, start, stop, reference_index, change)
 
     def full_clip(self, clip: int) -> dict:
         """The whole clip as one sample (T = its frame count), reference frame 0: for rendering test clips."""
@@ -142,12 +138,27 @@ class LandmarkWindowDataset(Dataset):
             return 0
         return int(np.random.default_rng((self.seed, epoch, index)).integers(num_frames))
 
-    def _sample(self, record: ClipRecord, arrays: dict, start: int, stop: int, reference_index: int) -> dict:
+    def _sample(
+        self,
+        record: ClipRecord,
+        arrays: dict,
+        start: int,
+        stop: int,
+        reference_index: int,
+        change: FaceShapeChange | None = None,
+    ) -> dict:
+        landmarks = np.array(arrays["landmarks"][start:stop], dtype=np.float32)
+        reference = np.array(arrays["landmarks"][reference_index], dtype=np.float32)
+        if change is not None:  # the reference anchors the change for both
+            landmarks, reference = (
+                apply_shape_change(landmarks, reference, change),
+                apply_shape_change(reference, reference, change),
+            )
         return {
             "mfcc": torch.from_numpy(self.stats.standardize_mfcc(arrays["mfcc"][start:stop])),
             "llf": torch.from_numpy(self.stats.standardize_llf(arrays["llf"][start:stop])),
-            "landmarks": torch.from_numpy(np.array(arrays["landmarks"][start:stop], dtype=np.float32)),
-            "reference": torch.from_numpy(np.array(arrays["landmarks"][reference_index], dtype=np.float32)),
+            "landmarks": torch.from_numpy(landmarks),
+            "reference": torch.from_numpy(reference),
             "reference_index": torch.tensor(reference_index, dtype=torch.long),
             "emotion": torch.tensor(record.emotion, dtype=torch.long),
             "level": torch.tensor(record.level, dtype=torch.long),

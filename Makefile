@@ -15,17 +15,18 @@ ARGS ?=
 # real talking-face footage for eval-real-speech (voxceleb2/ and hdtf/ subfolders), and its checkpoint
 FOOTAGE ?= ../shared/data
 A2L ?=
-# the experiment of train-vid2vid (experiments/vid2vid_mead.yaml is the paper-scale GPU setting)
+# the experiment of train-vid2vid and paper (experiments/vid2vid_mead.yaml is the paper-scale GPU setting)
 CONFIG ?= experiments/vid2vid.yaml
 DATA_ARGS = --data $(DATA) $(if $(ROOT),--root $(ROOT)) --runs $(RUNS)
 export WANDB_MODE ?= offline
 export PYTHONHASHSEED := 0
 
-.PHONY: help env lock test lint train-a2l sweep-ablation train-vid2vid demo eval-real-speech clean
+.PHONY: help env lock test lint train-a2l sweep-ablation train-vid2vid paper demo eval-real-speech clean
 
 help:
 	@echo "make train-a2l      audio-to-landmark training on DATA=$(DATA) (synth -> prepare -> fit -> test -> report)"
 	@echo "make train-vid2vid  landmark-to-video training on DATA=$(DATA)"
+	@echo "make paper          the whole pipeline on DATA=$(DATA): a2l, vid2vid, fine-tuning on predicted landmarks, Table 1"
 	@echo "make sweep-ablation the paper's Tables 2 and 3 over SEEDS=$(SEEDS)"
 	@echo "make demo           speech + face photo -> talking-face mp4"
 	@echo "make eval-real-speech  the a2l model on real footage in FOOTAGE=$(FOOTAGE) (A2L=checkpoint, default newest)"
@@ -49,6 +50,10 @@ sweep-ablation: env
 
 train-vid2vid: env
 	$(EAPC) pipeline vid2vid $(DATA_ARGS) --seed $(SEED) --config $(CONFIG) $(ARGS)
+
+# a2l -> vid2vid -> vid2vid fine-tuned on the a2l's landmarks -> Table 1 of both (tables/paper/)
+paper: env
+	$(EAPC) pipeline paper $(DATA_ARGS) --seed $(SEED) --config $(CONFIG) $(ARGS)
 
 demo: env
 	$(EAPC) pipeline demo --runs $(RUNS) $(ARGS)

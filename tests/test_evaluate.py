@@ -158,6 +158,53 @@ def test_full_pipeline_scores_fid_and_psnr_against_a_hand_computation(models, da
     assert full["PSNR"] == pytest.approx(np.mean(10 * np.log10(1 / errors.mean(axis=(1, 2, 3)))), rel=1e-4)
 
 
+def test_several_vid2vid_models_are_rows_of_one_table_on_the_same_clips(models, data_yaml, tmp_path):
+    """``make paper``'s Table 1: one full-pipeline row per vid2vid model, each equal to that model's own
+    evaluation, the reference rows shared."""
+    from eapc_lightning.commands.evaluate import datamodule_from_yaml
+    from eapc_lightning.evaluation.clip_eval import VideoModel
+    from helpers.tiny_models import train_vid2vid
+
+    records = datamodule_from_yaml(data_yaml, None).test_clips()[:2]
+    a2l = load_module("a2l", resolve_checkpoint("a2l", models.a2l))
+    first = load_module("vid2vid", resolve_checkpoint("vid2vid", models.vid2vid))
+    other_checkpoint = train_vid2vid(models.cache, tmp_path / "runs" / "vid2vid" / "other", steps=1, seed=1)
+    second = load_module("vid2vid", resolve_checkpoint("vid2vid", other_checkpoint))
+    rows = [
+        VideoModel("pipeline", first, "ground truth trained"),
+        VideoModel("pipeline_2", second, "fine-tuned"),
+    ]
+    both = evaluate_split(
+        records, a2l, rows, tmp_path / "both", "synthetic", "test", EAPC, fid_extractor="none"
+    )
+    assert [row.method for row in both.ours] == [
+        "EAPC (ours, predicted landmarks)",
+        "ground truth trained",
+        "fine-tuned",
+        "Ground truth through the output path (floor)",
+        "Copy the reference image",
+    ]
+    alone = {}
+    for name, module in (("ground truth trained", first), ("fine-tuned", second)):
+        result = evaluate_split(
+            records, a2l, module, tmp_path / name, "synthetic", "test", EAPC, fid_extractor="none"
+        )
+        alone[name] = {row.method: row.values for row in result.ours}
+    by_name = {row.method: row.values for row in both.ours}
+    for name in ("ground truth trained", "fine-tuned"):
+        assert by_name[name] == pytest.approx(alone[name]["EAPC (ours, full pipeline)"], nan_ok=True)
+        for shared in ("EAPC (ours, predicted landmarks)", "Copy the reference image"):
+            assert by_name[shared] == pytest.approx(alone[name][shared], nan_ok=True)
+    assert by_name["ground truth trained"]["PSNR"] != pytest.approx(by_name["fine-tuned"]["PSNR"])
+    clips = read_csv(both.per_clip_csv)
+    assert [row["clip_id"] for row in clips] == [record.clip_id for record in records]
+    assert all(
+        row["pipeline_PSNR"] and row["pipeline_2_PSNR"] and row["pipeline_2_faces_found"] for row in clips
+    )
+    methods = {row["method"] for row in read_csv(both.breakdown_csv)}
+    assert {"ground truth trained", "fine-tuned"} <= methods
+
+
 def test_scores_match_the_torchmetrics_and_skip_missing_frames():
     generator = torch.Generator().manual_seed(0)
     prediction = centre_frames(128 + 20 * torch.randn(12, 68, 2, generator=generator))

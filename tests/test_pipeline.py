@@ -183,3 +183,113 @@ def test_the_vid2vid_summary_reads_the_test_metrics(tmp_path):
         "test PSNR 24.88 dB vs copying the reference 22.80 dB; SSIM 0.913; FID not computed: "
         "generated frames beat the copied reference"
     )
+
+
+def _paper_args(tmp_path, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    pipeline.add_arguments(parser)
+    return parser.parse_args(
+        ["paper", "--root", str(tmp_path / "raw"), "--cache", str(tmp_path / "cache")]
+        + ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "tables"), *extra]
+    )
+
+
+def _option(command: list[str], prefix: str) -> str:
+    (value,) = [item.removeprefix(prefix) for item in command if item.startswith(prefix)]
+    return value
+
+
+def test_the_paper_job_fine_tunes_the_vid2vid_run_on_the_a2l_run_and_tables_both(tmp_path):
+    steps = RecordingSteps()
+    pipeline.run_paper(_paper_args(tmp_path, "--vid2vid-set", "model.init_args.fid_extractor=none"), steps)
+    kinds = [command[0] for command in steps.commands]
+    assert kinds == ["synth", "prepare", "fit", "test", "fit", "test", "fit", "test", "evaluate"]
+    a2l_fit, vid2vid_fit, finetune_fit = (c for c in steps.commands if c[0] == "fit")
+    run_of = {
+        name: Path(command[command.index("--run.dir") + 1])
+        for name, command in (("a2l", a2l_fit), ("vid2vid", vid2vid_fit), ("finetune", finetune_fit))
+    }
+    assert run_of["a2l"].parent == tmp_path / "runs" / "a2l"
+    assert run_of["vid2vid"].parent == tmp_path / "runs" / "vid2vid"
+    assert run_of["finetune"] == (
+        tmp_path / "runs" / "vid2vid_finetune" / f"{run_of['vid2vid'].name}+a2l-{run_of['a2l'].name}"
+    )
+    assert "experiments/vid2vid_finetune.yaml" in finetune_fit
+    best = {name: str(run / "checkpoints" / "best.ckpt") for name, run in run_of.items()}
+    assert _option(finetune_fit, "--model.init_args.init_weights=") == best["vid2vid"]
+    assert _option(finetune_fit, "--data.init_args.predicted_landmarks=") == best["a2l"]
+    # the vid2vid-only override reaches both vid2vid runs and not the a2l run
+    assert (
+        "--model.init_args.fid_extractor=none" in vid2vid_fit
+        and "--model.init_args.fid_extractor=none" in finetune_fit
+    )
+    assert not any("fid_extractor" in item for item in a2l_fit)
+    evaluate = steps.commands[-1]
+    vid2vid_rows = [evaluate[i + 1] for i, item in enumerate(evaluate) if item == "--vid2vid"]
+    names = [evaluate[i + 1] for i, item in enumerate(evaluate) if item == "--vid2vid-name"]
+    assert vid2vid_rows == [best["vid2vid"], best["finetune"]] and names == list(pipeline.PAPER_ROW_NAMES)
+    assert evaluate[evaluate.index("--a2l") + 1] == best["a2l"]
+    assert (tmp_path / "tables" / pipeline.PAPER_INPUTS).is_file()
+
+
+def test_the_paper_job_knows_the_fine_tuning_delta_of_each_shipped_vid2vid_config():
+    for base, delta in pipeline.FINETUNE_EXPERIMENTS.items():
+        assert (REPO_ROOT / base).is_file() and (REPO_ROOT / delta).is_file()
+    with pytest.raises(UsageError, match="--finetune-config"):
+        pipeline.finetune_experiment(Path("experiments/other.yaml"), None)
+
+
+@pytest.mark.slow
+def test_the_paper_job_runs_end_to_end_and_writes_table1_with_both_vid2vid_rows(tmp_path):
+    import csv
+
+    job = [
+        "pipeline",
+        "paper",
+        "--synth-preset",
+        "tiny",
+        "--root",
+        tmp_path / "raw",
+        "--cache",
+        tmp_path / "cache",
+        "--runs",
+        tmp_path / "runs",
+        "--out",
+        tmp_path / "tables",
+        "--set",
+        "trainer.max_epochs=1",
+        "--set",
+        "trainer.limit_train_batches=2",
+        "--set",
+        "trainer.limit_val_batches=1",
+        "--set",
+        "trainer.limit_test_batches=1",
+        "--vid2vid-set",
+        "model.init_args.fid_extractor=none",
+        "--fid-extractor",
+        "none",
+        "--max-clips",
+        "1",
+    ]
+    first = _eapc(*job)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (finetune_run,) = (tmp_path / "runs" / "vid2vid_finetune").iterdir()
+    (vid2vid_run,) = (tmp_path / "runs" / "vid2vid").iterdir()
+    assert finetune_run.name.startswith(vid2vid_run.name + "+a2l-")
+    assert (finetune_run / "test" / "metrics.json").is_file()
+    assert list((tmp_path / "cache" / "predicted_landmarks").glob("*/*.npy"))  # the fine-tuning's targets
+    with open(tmp_path / "tables" / "table1.csv", newline="") as handle:
+        rows = {row["method"]: row for row in csv.DictReader(handle) if row["quoted"] == "0"}
+    for name in pipeline.PAPER_ROW_NAMES:
+        for column in ("M-LD", "PSNR", "SSIM"):
+            assert rows[name][column], (name, column)
+        assert "1 clips" in rows[name]["notes"]
+    assert rows[pipeline.PAPER_ROW_NAMES[0]]["PSNR"] != rows[pipeline.PAPER_ROW_NAMES[1]]["PSNR"]
+    markdown = (tmp_path / "tables" / "table1.md").read_text()
+    assert all(f"**{name}**" in markdown for name in pipeline.PAPER_ROW_NAMES)
+    assert "fine-tuning moved M-LD by" in first.stdout
+
+    second = _eapc(*job, "--resume")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert second.stdout.count("skip fit and test") == 3 and "skip Table 1" in second.stdout
+    assert "==> fit:" not in second.stdout and "==> Table 1:" not in second.stdout

@@ -122,9 +122,33 @@ STACKS: dict[str, tuple[list, list[str], bool]] = {
     # `make demo`
     "demo_a2l": (_a2l("data_modules/synthetic.yaml", "experiments/demo_a2l.yaml"), [], False),
     "vid2vid": (["experiments/vid2vid.yaml"], [], True),
+    "vid2vid_k3": (["experiments/vid2vid.yaml", "experiments/vid2vid_k3.yaml"], [], True),
+    "vid2vid_no_mesh_flow": (
+        ["experiments/vid2vid.yaml", "experiments/vid2vid_no_mesh_flow.yaml"],
+        [],
+        True,
+    ),
     "demo_vid2vid": (["experiments/vid2vid.yaml", "experiments/demo_vid2vid.yaml"], [], False),
     "vid2vid_mead": (["experiments/vid2vid_mead.yaml", SMALL_VID2VID_NETWORKS], SMALL_VID2VID + ON_CPU, True),
+    # `make paper`'s fine-tuning step (paper section 3.1), from the one-step checkpoints of the base stacks
+    "vid2vid_finetune": (
+        ["experiments/vid2vid.yaml", "experiments/vid2vid_finetune.yaml"],
+        ["--model.init_args.init_weights={vid2vid}", "--data.init_args.predicted_landmarks={a2l+synthetic}"],
+        True,
+    ),
+    "vid2vid_finetune_mead": (
+        ["experiments/vid2vid_mead.yaml", SMALL_VID2VID_NETWORKS, "experiments/vid2vid_finetune_mead.yaml"],
+        SMALL_VID2VID
+        + ON_CPU
+        + [
+            "--model.init_args.init_weights={vid2vid_mead}",
+            "--data.init_args.predicted_landmarks={a2l+synthetic}",
+        ],
+        True,
+    ),
 }
+# "{stack}" in a flag: the last.ckpt of that stack's one-step fit on the tiny cache (made once per module)
+STACK_CHECKPOINT = re.compile(r"\{([^{}]+)\}")
 
 
 def test_every_shipped_experiment_file_is_in_a_stack():
@@ -156,6 +180,27 @@ def tiny_cache(tmp_path_factory) -> Path:
     return root / "cache"
 
 
+@pytest.fixture(scope="module")
+def stack_checkpoints(tiny_cache, tmp_path_factory):
+    """Flags with every ``{stack}`` replaced by the checkpoint of that stack's one-step fit (fitted on
+    first use)."""
+    made: dict[str, Path] = {}
+
+    def checkpoint(stack: str) -> str:
+        if stack not in made:
+            folder = tmp_path_factory.mktemp("checkpoint_of_" + re.sub(r"\W", "_", stack))
+            files, overrides, _ = STACKS[stack]
+            argv = ["fit", *config_arguments(files, folder), f"--data.init_args.cache_dir={tiny_cache}"]
+            eapc(argv + [*ONE_STEP, *overrides, f"--run.dir={folder / 'run'}"], folder)
+            made[stack] = folder / "run" / "checkpoints" / "last.ckpt"
+        return str(made[stack])
+
+    def resolve(flags: list[str]) -> list[str]:
+        return [STACK_CHECKPOINT.sub(lambda match: checkpoint(match.group(1)), flag) for flag in flags]
+
+    return resolve
+
+
 def eapc(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     environment = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     environment.pop("WANDB_API_KEY", None)
@@ -183,8 +228,9 @@ def config_arguments(files: list, folder: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stack", sorted(STACKS), ids=str)
-def test_shipped_stack_trains_one_step_with_its_loggers(stack, tiny_cache, tmp_path):
+def test_shipped_stack_trains_one_step_with_its_loggers(stack, tiny_cache, stack_checkpoints, tmp_path):
     files, overrides, uses_wandb = STACKS[stack]
+    overrides = stack_checkpoints(overrides)
     run_dir = tmp_path / "run"
     argv = ["fit", *config_arguments(files, tmp_path), f"--data.init_args.cache_dir={tiny_cache}"]
     result = eapc(argv + [*ONE_STEP, *overrides, f"--run.dir={run_dir}"], tmp_path)
@@ -204,6 +250,8 @@ def test_shipped_stack_trains_one_step_with_its_loggers(stack, tiny_cache, tmp_p
     assert any(column.startswith("val/") for column in header.split(","))
     offline_runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert bool(offline_runs) == uses_wandb
+    if "init_weights" in " ".join(overrides):  # fine-tuning: on predictions the fit made in the cache
+        assert list((tiny_cache / "predicted_landmarks").glob("*/*.npy"))
 
 
 @pytest.mark.slow

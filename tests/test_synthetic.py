@@ -214,15 +214,14 @@ def test_levels_scale_the_voice():
     assert abs(np.log2(high / neutral)) > abs(np.log2(low / neutral)) + 1 / 12
 
 
-def test_base_landmarks_table_matches_mediapipe_on_the_photograph():
-    from skimage import data
-
+@pytest.mark.parametrize("source", ["astronaut", "hopper"])
+def test_base_landmarks_table_matches_mediapipe_on_the_photograph(source):
     from eapc_lightning.landmarks.detect import FaceLandmarkDetector
-    from eapc_lightning.synth.face import ASTRONAUT_LANDMARKS
+    from eapc_lightning.synth.face import SOURCE_LANDMARKS, source_photo
 
     with FaceLandmarkDetector(video=False) as detector:
-        detected = detector(data.astronaut())
-    assert np.abs(detected - ASTRONAUT_LANDMARKS).max() < 1.0
+        detected = detector(source_photo(source))
+    assert np.abs(detected - SOURCE_LANDMARKS[source]).max() < 1.0
 
 
 def test_bad_settings_are_clear_errors(tmp_path):
@@ -272,7 +271,7 @@ def test_warp_mesh_never_folds_at_extreme_poses():
     from eapc_lightning.synth.face import TRIANGULATION_OPENING, FaceRig, head_matrix
     from eapc_lightning.synth.generator import speaker_profile
 
-    for index in range(4):
+    for index in range(6):  # the default preset's speakers, both photographs
         rig = FaceRig(speaker_profile(index, seed=0).identity)
         no_head = head_matrix(0.0, (0.0, 0.0), 1.0, rig.centre)
         half_open = rig.pose(np.zeros((68, 2)), TRIANGULATION_OPENING, 0.0, no_head)

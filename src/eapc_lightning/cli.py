@@ -1,9 +1,9 @@
 """The `eapc` command line.
 
 ``eapc fit|validate|test|predict`` are LightningCLI subcommands (experiment YAML + dataset YAML);
-the others are project tools. Each tool lives in ``eapc_lightning.commands.<name>`` and exposes
-``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their command runs,
-so ``eapc --help`` stays fast.
+the others are project tools. Each tool lives in ``eapc_lightning.commands.<name>`` (a ``-`` in the
+command is a ``_`` in the module name) and exposes ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are imported only when their command runs, so ``eapc --help`` stays fast.
 """
 
 import argparse
@@ -21,12 +21,14 @@ TOOLS = {
     "generate": "Speech + a face photo -> a talking-face mp4 with sound",
     "evaluate": "Run the whole pipeline on a test split and write the paper's Table 1",
     "report": "Gather run folders into one markdown report",
+    "strip": "Evenly spaced frames of a video as one PNG strip",
+    "evaluate-render": "Does a rendered face follow its landmarks? Re-detect them, compare mouths",
     "pipeline": "The Makefile's jobs (a2l, vid2vid, ablation, demo): resumable chains of the commands above",
 }
 
 
 def _tool_module(name: str):
-    return importlib.import_module(f"eapc_lightning.commands.{name}")
+    return importlib.import_module(f"eapc_lightning.commands.{name.replace('-', '_')}")
 
 
 def main(argv: list[str] | None = None) -> int:

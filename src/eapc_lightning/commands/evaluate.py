@@ -1,7 +1,8 @@
 """``eapc evaluate``: the whole pipeline on a test split -> the paper's Table 1 (docs/generate.md).
 
     eapc evaluate --data data_modules/synthetic.yaml [--protocol eapc|eat|PATH] [--a2l CKPT]
-                  [--vid2vid CKPT | --landmarks-only] [--cache-dir DIR] [--split test|all] [--out tables]
+                  [--vid2vid CKPT [--vid2vid-name NAME] ... | --landmarks-only] [--cache-dir DIR]
+                  [--split test|all] [--out tables]
                   [--quoted MEAD|CREMA-D|all] [--seed 0] [--wandb] [--emotion-control happy,sad]
 
 The protocol (``experiments/evaluation/<name>.yaml``, docs/evaluation.md) fixes the detector, the
@@ -13,6 +14,9 @@ docs/real_speech.md); no speaker split is made then, so a cache of one or two sp
 ``--emotion-control FIRST,SECOND`` also writes ``emotion_control.md``/``.csv``: the LLF encoder's emotion
 reading of each clip and how far forcing FIRST instead of SECOND moves mouth corners and brows
 (``eapc_lightning.evaluation.emotion_control``).
+``--vid2vid`` given several times scores each landmark-to-video model as its own full-pipeline row, on
+the same clips and the same a2l landmarks (``eapc pipeline paper``: trained on ground-truth landmarks vs
+fine-tuned on predicted ones); ``--vid2vid-name`` (once per model, in order) names the rows.
 Checkpoints default to the newest under ``runs/``.
 """
 
@@ -37,7 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--a2l", type=Path, default=None, help="audio-to-landmark checkpoint (default: newest)"
     )
     parser.add_argument(
-        "--vid2vid", type=Path, default=None, help="landmark-to-video checkpoint (default: newest)"
+        "--vid2vid",
+        type=Path,
+        action="append",
+        default=None,
+        help="landmark-to-video checkpoint (default: newest); repeat for one full-pipeline row per model",
+    )
+    parser.add_argument(
+        "--vid2vid-name",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="method name of the row of each --vid2vid, in order (default: 'EAPC (ours, full pipeline)')",
     )
     parser.add_argument("--landmarks-only", action="store_true", help="score the a2l stage alone (no frames)")
     parser.add_argument(
@@ -137,6 +152,33 @@ def _clips_to_score(args: argparse.Namespace):
     return everything[: args.max_clips], everything[0].audio_features, datamodule.cache_dir
 
 
+def _video_models(found: list, names: list[str], a2l_found, device: str):
+    """The loaded vid2vid models: None for none, the module for one unnamed, else one VideoModel per row
+    (keys ``pipeline``, ``pipeline_2``, ...); InputError when they make frames of different sizes."""
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.evaluation.clip_eval import PIPELINE_ROW, VideoModel
+    from eapc_lightning.inference.checkpoints import load_module
+
+    modules = [load_module("vid2vid", item, device) for item in found]
+    if not modules:
+        return None
+    if len(modules) == 1 and not names:
+        return modules[0]
+    for item, module in zip(found[1:], modules[1:], strict=True):
+        if module.hparams.image_size != modules[0].hparams.image_size:
+            raise InputError(
+                item.path,
+                f"generates {module.hparams.image_size}-px frames, {found[0].path} "
+                f"{modules[0].hparams.image_size}-px ones: the rows of one table need one size",
+            )
+    rows = []
+    for index, (item, module) in enumerate(zip(found, modules, strict=True)):
+        key = PIPELINE_ROW if index == 0 else f"{PIPELINE_ROW}_{index + 1}"
+        name = names[index] if index < len(names) else f"EAPC (ours, full pipeline, {item.path})"
+        rows.append(VideoModel(key, module, name, f"measured: {a2l_found.path} + {item.path}"))
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     from eapc_lightning.errors import InputError, MissingWeightsError
     from eapc_lightning.evaluation.protocol import load_protocol
@@ -157,9 +199,13 @@ def run(args: argparse.Namespace) -> int:
             DlibLandmarkDetector()  # the predictor file is checked before any clip runs
         records, audio_features, cache_dir = _clips_to_score(args)
         a2l_found = resolve_checkpoint("a2l", args.a2l, args.runs)
-        vid2vid_found = (
-            None if args.landmarks_only else resolve_checkpoint("vid2vid", args.vid2vid, args.runs)
-        )
+        vid2vid_paths = [] if args.landmarks_only else (args.vid2vid or [None])
+        names = args.vid2vid_name or []
+        if len(names) > len(vid2vid_paths):
+            raise ValueError(
+                f"--vid2vid-name given {len(names)} times for {len(vid2vid_paths)} landmark-to-video models"
+            )
+        vid2vid_found = [resolve_checkpoint("vid2vid", path, args.runs) for path in vid2vid_paths]
         a2l = load_module("a2l", a2l_found, args.device)
         if a2l.audio_features != audio_features:
             raise InputError(
@@ -168,16 +214,16 @@ def run(args: argparse.Namespace) -> int:
                 f"{cache_dir} holds ({audio_features.digest()}): prepare the data with "
                 "the model's settings, or evaluate a model trained on this cache",
             )
-        vid2vid = None if vid2vid_found is None else load_module("vid2vid", vid2vid_found, args.device)
+        vid2vid = _video_models(vid2vid_found, names, a2l_found, args.device)
     except (InputError, MissingCheckpointError, MissingWeightsError, ValueError) as error:
         print(f"eapc evaluate: {error}", file=sys.stderr)
         return 1
     print(protocol.header().replace("**", ""))
     print(f"audio-to-landmark checkpoint: {a2l_found.path}")
-    if vid2vid_found is not None:
-        print(f"landmark-to-video checkpoint: {vid2vid_found.path}")
+    for found in vid2vid_found:
+        print(f"landmark-to-video checkpoint: {found.path}")
     label = args.label or args.data.stem
-    source = f"measured: {a2l_found.path}" + (f" + {vid2vid_found.path}" if vid2vid_found else "")
+    source = f"measured: {a2l_found.path}" + "".join(f" + {found.path}" for found in vid2vid_found)
     from rich.progress import Progress
 
     with Progress() as bar:

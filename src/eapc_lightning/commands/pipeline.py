@@ -1,10 +1,12 @@
-"""``eapc pipeline a2l|vid2vid|ablation|demo``: the Makefile's jobs, each a resumable chain of eapc commands.
+"""``eapc pipeline a2l|vid2vid|ablation|demo|real-speech|paper``: the Makefile's jobs, each a resumable chain
+of eapc commands.
 
     eapc pipeline a2l      [--data synthetic|mead|crema_d|folder] [--root RAW] [--seed 0] [--set KEY=VALUE]
     eapc pipeline vid2vid  [--data ...] [--root RAW] [--config experiments/vid2vid.yaml]
     eapc pipeline ablation [--data ...] [--root RAW] [--seeds 0 1 2] [--jobs 2] [--out tables]
     eapc pipeline demo     [--work data/demo] [--runs runs]
     eapc pipeline real-speech [--footage ../shared/data] [--a2l CKPT] [--out tables/real_speech] [--finetune]
+    eapc pipeline paper    [--data ...] [--root RAW] [--config experiments/vid2vid.yaml] [--out tables/paper]
 
 Each step is an ``eapc`` command run in its own process, echoed before it runs; a failing step stops the
 job with its exit status. What is already there is skipped, with a line saying so: a synthetic set with
@@ -16,6 +18,7 @@ the same rule as ``eapc fit``.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -239,8 +242,10 @@ def run_vid2vid(args: argparse.Namespace, steps: Steps) -> None:
     # one intra-op thread per process unless set: on a busy 2-core machine two OpenMP threads per process
     # made a CPU training step ~16x slower than one (benchmarks/README.md)
     steps.env.setdefault("OMP_NUM_THREADS", "1")
-    run_dir = choose_run_folder(args, "vid2vid")
-    common = config_arguments([args.config], [f"data.init_args.cache_dir={plan.cache}", *args.overrides])
+    # a delta YAML after the experiment (an ablation) names the run: runs/vid2vid-<its stem>/
+    name = "-".join(["vid2vid", *(Path(path).stem for path in args.config[1:])])
+    run_dir = choose_run_folder(args, name)
+    common = config_arguments(args.config, [f"data.init_args.cache_dir={plan.cache}", *args.overrides])
     fit_and_test(steps, run_dir, [*common, "--seed_everything", args.seed])
     print(vid2vid_summary(run_dir))
     print(f"sample video: {run_dir}/test/samples/test_sample.mp4")
@@ -337,6 +342,12 @@ def ensure_demo_cache(steps: Steps, work: Path, workers: int) -> Path:
 
 
 def run_demo(args: argparse.Namespace, steps: Steps) -> None:
+    """Tiny models when ``runs`` has none; then the demo photo and speech through both renderers, and one
+    mp4 with the vid2vid frames on the left, the warp frames on the right and the speech."""
+    from eapc_lightning.errors import InputError
+    from eapc_lightning.inference.checkpoints import find_checkpoint
+    from eapc_lightning.render.compose import write_side_by_side
+
     stages = (
         ("a2l", [A2L_EXPERIMENT, Path("data_modules/synthetic.yaml"), DEMO_A2L_EXPERIMENT]),
         ("vid2vid", [VID2VID_EXPERIMENT, DEMO_VID2VID_EXPERIMENT]),
@@ -350,9 +361,38 @@ def run_demo(args: argparse.Namespace, steps: Steps) -> None:
         arguments = config_arguments(configs, [f"data.init_args.cache_dir={cache}", f"run.root={args.runs}"])
         steps.eapc(f"{kind} fit", "fit", *arguments)
     face, speech = write_demo_inputs(args.work)
+    # both renderers get the same photo, speech and a2l checkpoint, hence the same landmarks
+    a2l = find_checkpoint("a2l", args.runs).path
+    left, right = "vid2vid", "warp"
+    videos = {renderer: args.work / f"demo_{renderer}.mp4" for renderer in (left, right)}
+    for renderer, video in videos.items():
+        steps.eapc(
+            f"generate ({renderer})",
+            "generate",
+            "--audio",
+            speech,
+            "--face",
+            face,
+            "--renderer",
+            renderer,
+            "--a2l",
+            a2l,
+            "--runs",
+            args.runs,
+            "--out",
+            video,
+        )
     out = args.work / "demo.mp4"
-    steps.eapc("generate", "generate", "--audio", speech, "--face", face, "--runs", args.runs, "--out", out)
-    print(f"demo video: {out.resolve()}")
+    print(f"==> side by side: {left} (left) | {right} (right), with the speech -> {out}", flush=True)
+    began = time.monotonic()
+    try:
+        write_side_by_side(videos[left], videos[right], out, audio=speech, labels=(left, right))
+    except InputError as error:
+        print(f"side by side: {error}", file=sys.stderr)
+        raise StepFailed("side by side", 1) from error
+    steps.timings.append(("side by side", time.monotonic() - began))
+    print(f"each renderer alone: {videos[left].resolve()}, {videos[right].resolve()}")
+    print(f"demo video: {out.resolve()} (left: {left} renderer, right: {right} renderer)")
 
 
 def link_real_footage(footage: Path, raw: Path) -> int:
@@ -471,8 +511,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vid2vid.add_argument(
         "--config",
         type=Path,
-        default=VID2VID_EXPERIMENT,
-        help="experiment YAML (default experiments/vid2vid.yaml; paper scale: experiments/vid2vid_mead.yaml)",
+        nargs="+",
+        default=[VID2VID_EXPERIMENT],
+        help="experiment YAML (default experiments/vid2vid.yaml; paper scale: experiments/vid2vid_mead.yaml), "
+        "then delta YAMLs applied in order (experiments/vid2vid_no_mesh_flow.yaml)",
     )
     ablation = jobs.add_parser("ablation", help="make sweep-ablation: the paper's Tables 2 and 3 over seeds")
     _dataset_arguments(ablation)
@@ -486,7 +528,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "experiments/a2l_<DATA>.yaml on a real dataset)",
     )
     demo = jobs.add_parser(
-        "demo", help="make demo: tiny models if runs/ has none, then speech + photo -> mp4"
+        "demo",
+        help="make demo: tiny models if runs/ has none, then speech + photo -> one mp4 with the vid2vid"
+        " (left) and warp (right) renderers side by side",
     )
     demo.add_argument("--work", type=Path, default=Path("data/demo"), help="folder of the demo's data")
     demo.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the run folders")
@@ -512,6 +556,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also fine-tune the model on nine clips and score both on five held-out ones "
         "(experiments/a2l_finetune_real.yaml)",
     )
+    _paper_arguments(jobs)
 
 
 JOBS = {
@@ -536,3 +581,211 @@ def run(args: argparse.Namespace) -> int:
         return error.returncode
     print(steps.summary())
     return 0
+
+
+# ---------------------------------------------------------------- eapc pipeline paper (make paper)
+
+PAPER_TABLES = Path("tables/paper")
+# the base vid2vid experiment -> its fine-tuning delta (paper section 3.1)
+FINETUNE_EXPERIMENTS = {
+    VID2VID_EXPERIMENT: Path("experiments/vid2vid_finetune.yaml"),
+    Path("experiments/vid2vid_mead.yaml"): Path("experiments/vid2vid_finetune_mead.yaml"),
+}
+PAPER_ROW_NAMES = (
+    "EAPC (ours, vid2vid trained on ground-truth landmarks)",
+    "EAPC (ours, vid2vid fine-tuned on predicted landmarks)",
+)
+PAPER_INPUTS = "paper_inputs.json"  # what the written Table 1 was made from
+QUOTED_DATASETS = {"mead": "MEAD", "crema_d": "CREMA-D"}
+
+
+def finetune_experiment(config: Path, finetune_config: Path | None) -> Path:
+    """``--finetune-config``, else the fine-tuning delta of the base vid2vid experiment ``--config``."""
+    if finetune_config is not None:
+        return finetune_config
+    try:
+        return FINETUNE_EXPERIMENTS[Path(config)]
+    except KeyError:
+        raise UsageError(
+            f"--config {config}: no fine-tuning experiment is known for it; pass --finetune-config FILE"
+        ) from None
+
+
+def paper_table(
+    steps: Steps, args: argparse.Namespace, plan: DatasetPlan, a2l: Path, vid2vid: list[Path]
+) -> Path:
+    """``eapc evaluate`` of the a2l model with each vid2vid model as a row, unless ``--out`` already holds
+    the Table 1 of exactly these inputs; returns its table1.csv."""
+    from eapc_lightning.fileio import atomic_write_json
+
+    table = args.out / "table1.csv"
+    inputs = {
+        "a2l": str(a2l),
+        "vid2vid": [str(path) for path in vid2vid],
+        "names": list(PAPER_ROW_NAMES),
+        "cache": str(plan.cache),
+        "protocol": args.protocol,
+        "fid_extractor": args.fid_extractor,
+        "max_clips": args.max_clips,
+    }
+    record = args.out / PAPER_INPUTS
+    if table.is_file() and record.is_file() and json.loads(record.read_text()) == inputs:
+        steps.skip("Table 1", f"{table} was made from these checkpoints ({record})")
+        return table
+    rows = [
+        item
+        for path, name in zip(vid2vid, PAPER_ROW_NAMES, strict=True)
+        for item in ("--vid2vid", path, "--vid2vid-name", name)
+    ]
+    quoted = ["--quoted", QUOTED_DATASETS[plan.name]] if plan.name in QUOTED_DATASETS else []
+    steps.eapc(
+        "Table 1",
+        "evaluate",
+        "--data",
+        plan.data_config,
+        "--cache-dir",
+        plan.cache,
+        "--a2l",
+        a2l,
+        *rows,
+        "--out",
+        args.out,
+        "--label",
+        plan.name,
+        "--protocol",
+        args.protocol,
+        "--fid-extractor",
+        args.fid_extractor,
+        *quoted,
+        *(["--max-clips", args.max_clips] if args.max_clips else []),
+    )
+    atomic_write_json(record, inputs)
+    return table
+
+
+def paper_summary(table: Path) -> str:
+    """The two vid2vid rows of a Table 1 csv side by side: M-LD, PSNR, SSIM, FID and what fine-tuning moved."""
+    import csv
+
+    if not table.is_file():
+        return f"{table}: no Table 1 written"
+    with open(table, newline="") as handle:
+        rows = {row["method"]: row for row in csv.DictReader(handle)}
+    lines = []
+    for name in PAPER_ROW_NAMES:
+        row = rows.get(name)
+        if row is None:
+            lines.append(f"{name}: no row in {table}")
+            continue
+        cells = [f"{column} {row[column] or '-'}" for column in ("M-LD", "PSNR", "SSIM", "FID")]
+        lines.append(f"{name}: {', '.join(cells)}")
+    base, tuned = (rows.get(name) for name in PAPER_ROW_NAMES)
+    if base and tuned and all(row[column] for row in (base, tuned) for column in ("M-LD", "PSNR")):
+        moved_ld = float(tuned["M-LD"]) - float(base["M-LD"])
+        moved_psnr = float(tuned["PSNR"]) - float(base["PSNR"])
+        lines.append(f"fine-tuning moved M-LD by {moved_ld:+.3f} px and PSNR by {moved_psnr:+.2f} dB")
+    return "\n".join(lines)
+
+
+def run_paper(args: argparse.Namespace, steps: Steps) -> None:
+    """The paper's whole pipeline on one dataset: the a2l model, vid2vid on ground-truth landmarks, vid2vid
+    fine-tuned on the a2l model's landmarks (section 3.1), then Table 1 with a row for each vid2vid model,
+    both on the same test clips and the same a2l landmarks."""
+    finetune_config = finetune_experiment(args.config, args.finetune_config)
+    plan = dataset_plan(args.data, args.root, args.synth_preset, args.cache)
+    ensure_cache(steps, plan, args.synth_preset, args.workers)
+    steps.env.setdefault("OMP_NUM_THREADS", "1")  # as run_vid2vid: one intra-op thread per process
+    cache = f"data.init_args.cache_dir={plan.cache}"
+    seed = ["--seed_everything", args.seed]
+
+    a2l_configs = [
+        A2L_EXPERIMENT,
+        plan.data_config,
+        *([plan.a2l_paper_config] if plan.a2l_paper_config else []),
+    ]
+    a2l_run = choose_run_folder(args, "a2l" if plan.name == "synthetic" else f"a2l_{plan.name}")
+    print(f"==> audio-to-landmark model: {a2l_run}", flush=True)
+    a2l_overrides = [cache, *args.overrides, *args.a2l_overrides]
+    fit_and_test(steps, a2l_run, [*config_arguments(a2l_configs, a2l_overrides), *seed])
+    a2l = test_checkpoint(a2l_run)
+
+    vid2vid_run = choose_run_folder(args, Path(args.config).stem)
+    print(f"==> vid2vid on ground-truth landmarks: {vid2vid_run}", flush=True)
+    vid2vid_overrides = [cache, *args.overrides, *args.vid2vid_overrides]
+    fit_and_test(steps, vid2vid_run, [*config_arguments([args.config], vid2vid_overrides), *seed])
+    vid2vid = test_checkpoint(vid2vid_run)
+
+    # named after the two runs it starts from, so a resumed job finds it and other inputs get their own
+    finetune_run = args.runs / finetune_config.stem / f"{vid2vid_run.name}+a2l-{a2l_run.name}"
+    print(f"==> vid2vid fine-tuned on the a2l model's landmarks: {finetune_run}", flush=True)
+    finetune_overrides = [
+        cache,
+        f"model.init_args.init_weights={vid2vid}",
+        f"data.init_args.predicted_landmarks={a2l}",
+        *args.overrides,
+        *args.vid2vid_overrides,
+        *args.finetune_overrides,
+    ]
+    fit_and_test(
+        steps, finetune_run, [*config_arguments([args.config, finetune_config], finetune_overrides), *seed]
+    )
+    finetuned = test_checkpoint(finetune_run)
+
+    table = paper_table(steps, args, plan, a2l, [vid2vid, finetuned])
+    print(paper_summary(table))
+    print(f"\nTable 1: {args.out / 'table1.md'} (csv, breakdown.md, per_clip.csv beside it)")
+    print(f"runs: {a2l_run}, {vid2vid_run}, {finetune_run}")
+
+
+def _paper_arguments(jobs) -> None:
+    paper = jobs.add_parser(
+        "paper",
+        help="make paper: a2l -> vid2vid -> vid2vid fine-tuned on predicted landmarks -> Table 1 of both",
+    )
+    _dataset_arguments(paper)
+    paper.add_argument("--seed", type=int, default=0, help="seed_everything of the three fits (default 0)")
+    paper.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with (or re-use) the newest a2l and vid2vid run folders; the fine-tuning run's folder "
+        "is named after those two",
+    )
+    paper.set_defaults(run_dir=None)
+    paper.add_argument(
+        "--config",
+        type=Path,
+        default=VID2VID_EXPERIMENT,
+        help="vid2vid experiment (default experiments/vid2vid.yaml; paper scale: experiments/vid2vid_mead.yaml)",
+    )
+    paper.add_argument(
+        "--finetune-config",
+        type=Path,
+        help="fine-tuning delta composed after --config (default: experiments/vid2vid_finetune[_mead].yaml)",
+    )
+    for flag, dest, what in (
+        ("--a2l-set", "a2l_overrides", "the a2l fit and test"),
+        ("--vid2vid-set", "vid2vid_overrides", "both vid2vid fits and tests"),
+        ("--finetune-set", "finetune_overrides", "the fine-tuning fit and test"),
+    ):
+        paper.add_argument(
+            flag,
+            action="append",
+            default=[],
+            dest=dest,
+            metavar="KEY=VALUE",
+            help=f"as --set, for {what} only",
+        )
+    paper.add_argument(
+        "--out", type=Path, default=PAPER_TABLES, help=f"folder for Table 1 (default {PAPER_TABLES})"
+    )
+    paper.add_argument("--protocol", default="eapc", help="evaluation protocol of Table 1 (default eapc)")
+    paper.add_argument(
+        "--fid-extractor",
+        default="auto",
+        choices=("auto", "official", "offline", "none"),
+        help="FID features of Table 1 (default auto)",
+    )
+    paper.add_argument("--max-clips", type=int, help="score only the first N test clips (default: all)")
+
+
+JOBS["paper"] = run_paper

@@ -8,7 +8,8 @@ both stages and is never scored. Rows, each a :class:`~eapc_lightning.evaluation
   video), so only under a MediaPipe protocol; ``held_still``: frame 0's landmarks repeated (what a model
   that ignores the audio scores). The inner-lip gap of both is compared with the true one
   (``eapc_lightning.metrics.mouth_opening``).
-- ``pipeline``: the generated frames; ``output_path``: the true frames encoded as the generator's mp4 is
+- ``pipeline``: the generated frames (with several vid2vid models, one row per model, each
+  a :class:`VideoModel` with its own key, all from the same a2l landmarks); ``output_path``: the true frames encoded as the generator's mp4 is
   (H.264) at the generator's size, the floor that detector and codec noise set; ``copy_reference``: frame
   0's face repeated (doing nothing). Each is measured by the protocol exactly as the true frames at the
   generator's size are, and scored against them: landmarks (M-LD, M-LVD, F-LD, F-LVD) and PSNR / SSIM.
@@ -29,6 +30,30 @@ from eapc_lightning.metrics.mouth_opening import MouthOpening, inner_lip_gap, mo
 
 LANDMARK_ROWS = ("predicted", "held_still")
 VIDEO_ROWS = ("pipeline", "output_path", "copy_reference")
+PIPELINE_ROW = "pipeline"  # the key of a single vid2vid model's row
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    """One landmark-to-video model scored as its own row of Table 1."""
+
+    key: str  # the row's key: per_clip.csv columns <key>_<metric>; "pipeline" for a single model
+    module: object  # a Vid2VidModule (its frame_stream generates the frames)
+    name: str = ""  # the row's method name in the tables ("" = the default name of ``key``)
+    source: str = ""  # the row's source column ("" = the table's)
+
+
+def video_models(vid2vid) -> list[VideoModel]:
+    """The rows of ``vid2vid``: None -> none, a module -> the ``pipeline`` row, a list of VideoModel as is."""
+    if vid2vid is None:
+        return []
+    if isinstance(vid2vid, (list, tuple)):
+        keys = [model.key for model in vid2vid]
+        clash = {key for key in keys if key in LANDMARK_ROWS + VIDEO_ROWS[1:] or keys.count(key) > 1}
+        if clash:
+            raise ValueError(f"vid2vid row keys must be unique and not a reference row's: {sorted(clash)}")
+        return list(vid2vid)
+    return [VideoModel(PIPELINE_ROW, vid2vid)]
 
 
 @dataclass
@@ -103,6 +128,14 @@ def score_video_row(
     outcome.fid_frames[row] = (side_images[chosen], true_images[chosen])
 
 
+def predict_cached_clip(a2l_module, arrays) -> np.ndarray:
+    """The a2l landmarks (T, 68, 2) of a cached clip, in the canonical 256 frame of its ``landmarks``: its
+    raw ``mfcc`` / ``llf`` arrays through ``predict_clip``, frame 0's landmarks as the reference. What
+    ``eapc evaluate`` scores and what vid2vid is fine-tuned on (``evaluation.predicted_landmarks``)."""
+    reference = arrays["landmarks"][0].astype(np.float32)
+    return a2l_module.predict_clip(arrays["mfcc"], arrays["llf"], reference).numpy()
+
+
 def evaluate_clip(
     record,
     a2l_module,
@@ -110,12 +143,14 @@ def evaluate_clip(
     protocol: EvaluationProtocol,
     measurer: FrameMeasurer | None = None,
 ) -> ClipOutcome:
-    """Run and score one cached clip (``record`` from the DataModule's clip lists)."""
+    """Run and score one cached clip (``record`` from the DataModule's clip lists); ``vid2vid_module``: a
+    module, a list of :class:`VideoModel` (one row each, frames of one size) or None (landmarks only)."""
+    models = video_models(vid2vid_module)
     keys = ("mfcc", "llf", "landmarks", "faces_jpeg", "faces_offsets")
-    clip = load_clip(record.path, keys if vid2vid_module is not None else keys[:3])
+    clip = load_clip(record.path, keys if models else keys[:3])
     arrays = clip.arrays
     cached = arrays["landmarks"].astype(np.float32)
-    predicted = a2l_module.predict_clip(arrays["mfcc"], arrays["llf"], cached[0]).numpy()
+    predicted = predict_cached_clip(a2l_module, arrays)
     cached = cached[: len(predicted)]
     outcome = ClipOutcome(record=record, num_frames=len(predicted))
     if protocol.detector == "mediapipe":  # the cache's landmarks are MediaPipe's: a like-for-like truth
@@ -130,13 +165,21 @@ def evaluate_clip(
         outcome.held_mouth = mouth_opening_stats(held, truth)
         level = 20 * np.log10(np.maximum(arrays["llf"][true_index, 0], 1e-6))  # LLF 0 is the frame's RMS
         outcome.level_mouth_r = pearson(level, inner_lip_gap(truth))
-    if vid2vid_module is None:
+    if not models:
         return outcome
 
     measurer = measurer or FrameMeasurer(protocol)
     faces = clip.faces(range(len(predicted)))
-    generated = np.stack(list(vid2vid_module.frame_stream(faces[0], cached[0])(predicted)))
-    size = generated.shape[1]
+    generated = {
+        model.key: np.stack(list(model.module.frame_stream(faces[0], cached[0])(predicted)))
+        for model in models
+    }
+    sizes = {key: frames.shape[1] for key, frames in generated.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            f"the vid2vid models make frames of different sizes {sizes}: one table needs one size"
+        )
+    size = sizes[models[0].key]
     truth = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces])
     truth_measured = measurer.measure(truth)
     copied_once = measurer.measure(truth[:1])
@@ -147,11 +190,11 @@ def evaluate_clip(
     )
     encoded = through_output_path(truth)
     rows = (
-        ("pipeline", generated, measurer.measure(generated)),
+        *((key, frames, measurer.measure(frames)) for key, frames in generated.items()),
         ("output_path", encoded, measurer.measure(encoded)),
         ("copy_reference", np.repeat(truth[:1], len(truth), axis=0), copied),
     )
     for row, frames, measured in rows:
         score_video_row(protocol, frames, measured, truth, truth_measured, outcome, row)
-    outcome.generated, outcome.truth = generated, truth
+    outcome.generated, outcome.truth = generated[models[0].key], truth
     return outcome

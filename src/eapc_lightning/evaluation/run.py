@@ -7,8 +7,9 @@ bootstrap interval over clips (seeded, :mod:`eapc_lightning.evaluation.scores`);
 protocol's FID frames of a row with the true frames at the same crop, with the offline Inception
 extractor of ``eapc_lightning.metrics.image`` (no interval: one Inception pass per resample is too dear).
 
-Rows (see :mod:`~eapc_lightning.evaluation.clip_eval`): our predicted landmarks and our full pipeline,
-then the reference rows every Table 1 carries: ground truth through the output path (the floor) and
+Rows (see :mod:`~eapc_lightning.evaluation.clip_eval`): our predicted landmarks and our full pipeline
+(one row per vid2vid model when several are given, e.g. trained on ground-truth landmarks and fine-tuned
+on predicted ones, all on the same clips and the same a2l landmarks), then the reference rows every Table 1 carries: ground truth through the output path (the floor) and
 copying the reference image (doing nothing); ``table1.md`` also holds the audio-to-landmark stage beside
 the reference held still, with the mouth-opening statistics. ``breakdown.md`` / ``breakdown.csv`` split
 our rows by emotion, intensity level and speaker.
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from eapc_lightning.constants import EMOTIONS
-from eapc_lightning.evaluation.clip_eval import ClipOutcome, evaluate_clip
+from eapc_lightning.evaluation.clip_eval import ClipOutcome, evaluate_clip, video_models
 from eapc_lightning.evaluation.figure import write_grid
 from eapc_lightning.evaluation.landmark_stage import StageRow, stage_csv, stage_markdown
 from eapc_lightning.evaluation.measure import FrameMeasurer
@@ -43,8 +44,8 @@ ROW_NAMES = {
     "copy_reference": "Copy the reference image",
     "held_still": "Reference held still",
 }
-TABLE_ROWS = ("predicted", "pipeline", "output_path", "copy_reference")
 BREAKDOWN_ROWS = ("predicted", "pipeline")
+REFERENCE_VIDEO_ROWS = ("output_path", "copy_reference")
 BREAKDOWNS = {
     "emotion": lambda record: (
         EMOTIONS[record.emotion] if 0 <= record.emotion < len(EMOTIONS) else "unlabelled"
@@ -93,19 +94,25 @@ def _fid(outcomes: list[ClipOutcome], row: str, extractor) -> float | None:
     return float(fid.compute()) if count >= 2 else None
 
 
-def breakdown_rows(outcomes: list[ClipOutcome], protocol: EvaluationProtocol, seed: int) -> list[dict]:
-    """Our rows per emotion, intensity level and speaker: one dict per (grouping, group, row)."""
+def breakdown_rows(
+    outcomes: list[ClipOutcome],
+    protocol: EvaluationProtocol,
+    seed: int,
+    rows: tuple[str, ...] = BREAKDOWN_ROWS,
+    names: dict[str, str] = ROW_NAMES,
+) -> list[dict]:
+    """Our ``rows`` per emotion, intensity level and speaker: one dict per (grouping, group, row)."""
     table = []
     for grouping, key_of in BREAKDOWNS.items():
         groups: dict[str, list[ClipOutcome]] = {}
         for outcome in outcomes:
             groups.setdefault(key_of(outcome.record), []).append(outcome)
         for group in sorted(groups):
-            for row in BREAKDOWN_ROWS:
+            for row in rows:
                 values, intervals, clips = _row_values(groups[group], row, protocol, seed)
                 if clips:
                     table.append(
-                        {"by": grouping, "group": group, "method": ROW_NAMES[row], "clips": clips}
+                        {"by": grouping, "group": group, "method": names[row], "clips": clips}
                         | {name: values[name] for name in SCORED_METRICS}
                         | {f"{name} 95% CI": intervals[name] for name in SCORED_METRICS}
                     )
@@ -163,12 +170,17 @@ def breakdown_csv(table: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
+def _per_clip_csv(
+    outcomes: list[ClipOutcome],
+    failures: dict[str, str],
+    names: dict[str, str] = ROW_NAMES,
+    video_rows: tuple[str, ...] = ("pipeline", *REFERENCE_VIDEO_ROWS),
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    rows = [row for row in ROW_NAMES if any(row in outcome.scores for outcome in outcomes)]
+    rows = [row for row in names if any(row in outcome.scores for outcome in outcomes)]
     columns = [f"{row}_{name}" for row in rows for name in SCORED_METRICS]
-    found = [f"{row}_faces_found" for row in ("pipeline", "output_path", "copy_reference")]
+    found = [f"{row}_faces_found" for row in video_rows]
     mouth = ["mouth_r", "mouth_std_ratio", "pred_gap_min", "pred_gap_max", "pred_gap_range"]
     mouth += ["true_gap_min", "true_gap_max", "true_gap_range", "held_mouth_r", "level_mouth_r"]
     writer.writerow(
@@ -189,7 +201,7 @@ def _per_clip_csv(outcomes: list[ClipOutcome], failures: dict[str, str]) -> str:
             f"{outcome.faces_found[row][0]}/{outcome.faces_found[row][1]}"
             if row in outcome.faces_found
             else ""
-            for row in ("pipeline", "output_path", "copy_reference")
+            for row in video_rows
         ]
         m, held = outcome.mouth, outcome.held_mouth
         mouth_cells = (
@@ -232,15 +244,26 @@ def evaluate_split(
     progress=None,
     seed: int = 0,
 ) -> EvaluationResult:
-    """Evaluate ``records`` (cache clip records) under ``protocol``; write the tables and figure."""
+    """Evaluate ``records`` (cache clip records) under ``protocol``; write the tables and figure.
+
+    ``vid2vid_module``: one module (the ``pipeline`` row), a list of
+    :class:`~eapc_lightning.evaluation.clip_eval.VideoModel` (one full-pipeline row each, in order) or
+    None (the a2l stage alone).
+    """
     out_dir = Path(out_dir)
-    measurer = FrameMeasurer(protocol) if vid2vid_module is not None else None
+    models = video_models(vid2vid_module)
+    names = {"predicted": ROW_NAMES["predicted"]}  # in table order: ours, then the reference rows
+    names |= {model.key: model.name or ROW_NAMES.get(model.key, model.key) for model in models}
+    names |= {row: name for row, name in ROW_NAMES.items() if row not in names and row != "pipeline"}
+    model_rows = tuple(model.key for model in models)
+    sources = {model.key: model.source or source for model in models}
+    measurer = FrameMeasurer(protocol) if models else None
     outcomes: list[ClipOutcome] = []
     failures: dict[str, str] = {}
     figure_clips = []
     for index, record in enumerate(records):
         try:
-            outcome = evaluate_clip(record, a2l_module, vid2vid_module, protocol, measurer)
+            outcome = evaluate_clip(record, a2l_module, models or None, protocol, measurer)
         except Exception as error:  # one bad clip is recorded; the others are still scored
             failures[record.clip_id] = f"{type(error).__name__}: {error}"
             continue
@@ -253,18 +276,19 @@ def evaluate_split(
         outcomes.append(outcome)
 
     ours = []
-    for row in TABLE_ROWS:
+    for row in ("predicted", *model_rows, *REFERENCE_VIDEO_ROWS):
         values, intervals, clips = _row_values(outcomes, row, protocol, seed)
         if not clips:
             continue
-        if row in ("pipeline", "output_path", "copy_reference"):
+        if row in (*model_rows, *REFERENCE_VIDEO_ROWS):
             values["FID"] = _fid(outcomes, row, fid_extractor)
             found = sum(outcome.faces_found[row][0] for outcome in outcomes if row in outcome.faces_found)
             scored = sum(outcome.faces_found[row][1] for outcome in outcomes if row in outcome.faces_found)
             note = f"{clips} clips; the detector found a face in {found}/{scored} scored frames"
         else:
             note = f"{clips} clips; landmarks scored before rendering"
-        ours.append(TableRow(dataset_label, ROW_NAMES[row], values, source, notes=note, intervals=intervals))
+        row_source = sources.get(row, source)
+        ours.append(TableRow(dataset_label, names[row], values, row_source, notes=note, intervals=intervals))
     if failures and ours:
         ours[0].notes += f"; {len(failures)} clips failed (see per_clip.csv)"
     stage = []
@@ -281,14 +305,15 @@ def evaluate_split(
     markdown, table = write_table1(
         out_dir, ours, quoted_rows(quoted_dataset), appendix=appendix, protocol_header=protocol.header()
     )
-    breakdown = breakdown_rows(outcomes, protocol, seed)
+    breakdown = breakdown_rows(outcomes, protocol, seed, ("predicted", *model_rows), names)
     breakdown_table = out_dir / "breakdown.csv"
     atomic_write_bytes(breakdown_table, breakdown_csv(breakdown).encode())
     atomic_write_bytes(
         out_dir / "breakdown.md", breakdown_markdown(breakdown, protocol, dataset_label).encode()
     )
     per_clip = out_dir / "per_clip.csv"
-    atomic_write_bytes(per_clip, _per_clip_csv(outcomes, failures).encode())
+    video_rows = (*(model_rows or ("pipeline",)), *REFERENCE_VIDEO_ROWS)
+    atomic_write_bytes(per_clip, _per_clip_csv(outcomes, failures, names, video_rows).encode())
     figure = write_grid(out_dir / "fig4_generated_vs_truth.png", figure_clips) if figure_clips else None
     return EvaluationResult(
         markdown, table, per_clip, stage_table, breakdown_table, figure, ours, failures, stage, breakdown

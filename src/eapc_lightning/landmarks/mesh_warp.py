@@ -9,6 +9,9 @@ renderer of ``eapc generate --renderer warp`` (:mod:`eapc_lightning.render.warp_
   outside the frame) that hold forehead, hair, neck and background; they move rigidly with the head.
 * :class:`PiecewiseAffineWarp`: the dense backward warp over a fixed triangulation of the control points.
 * :func:`paint_mouth`: a dark cavity under an upper-teeth band inside the target inner-lip polygon.
+* :class:`LandmarkMesh`: one reference face's mesh (68 points + supports, triangulated with the mouth
+  open) moved onto target landmarks: the warp renderer's maps and the vid2vid generator's mesh flow.
+* :func:`mouth_interior_mask`: the pixels inside a face's inner-lip polygon (no flow exists there).
 
 All coordinates here are in OpenCV's pixel convention (pixel centres at integers).
 """
@@ -17,8 +20,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import Delaunay
 
-from eapc_lightning.constants import INNER_LIP, LEFT_EYE, RIGHT_EYE
+from eapc_lightning.constants import INNER_LIP, LEFT_EYE, NUM_LANDMARKS, RIGHT_EYE
 from eapc_lightning.landmarks.align import similarity_transform
 
 UPPER_INNER_LIP = (61, 62, 63)
@@ -148,6 +152,11 @@ class PiecewiseAffineWarp:
         map_y += np.take(affines[:, 2, 1], labels)
         return map_x, map_y
 
+    def flow(self, source_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
+        """(2, H, W) float32 backward flow (x, y) in pixels: output pixel p samples the source at p + flow."""
+        map_x, map_y = self.maps(source_points, target_points)
+        return np.stack([map_x - self._xs, map_y - self._ys])
+
     def __call__(self, image: np.ndarray, source_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
         map_x, map_y = self.maps(source_points, target_points)
         return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -205,3 +214,84 @@ def paint_mouth(
     box = box * (1 - teeth_alpha) + np.asarray(teeth_rgb, np.float32) * teeth_alpha
     out[low[1] : high[1], low[0] : high[0]] = np.clip(np.round(box), 0, 255).astype(np.uint8)
     return out
+
+
+TRIANGULATION_OPENING = 0.3  # D: jaw drop of the shape a LandmarkMesh is triangulated on
+
+# Jaw drop pattern (face-local v offsets per unit opening): the lower lip moves fully, the mouth corners
+# and the jaw less towards the ears.
+_OPENING_WEIGHTS = {
+    **{index: 1.0 for index in (55, 56, 57, 58, 59, 65, 66, 67)},
+    **{48: 0.4, 54: 0.4, 60: 0.4, 64: 0.4},
+    **{8: 0.9, 7: 0.85, 9: 0.85, 6: 0.7, 10: 0.7, 5: 0.5, 11: 0.5, 4: 0.25, 12: 0.25, 3: 0.1, 13: 0.1},
+}
+
+
+def open_mouth(points: np.ndarray, opening: float, frame: FaceFrame | None = None) -> np.ndarray:
+    """``points`` (68, 2) with the jaw dropped by ``opening`` D (along the face's down axis)."""
+    frame = FaceFrame.of(points) if frame is None else frame
+    local = np.zeros((NUM_LANDMARKS, 2))
+    for index, weight in _OPENING_WEIGHTS.items():
+        local[index, 1] = weight * opening
+    return points + frame.to_image(local)
+
+
+def separate_inner_lips(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """``points`` where each lower inner-lip point that lies higher (face-local v) than its upper partner
+    is merged with it at their midpoint: lips pressed past each other close the mouth instead of folding
+    the mesh."""
+    local = frame.to_local(points)
+    upper, lower = np.array(UPPER_INNER_LIP), np.array(LOWER_INNER_LIP)
+    crossed = local[lower, 1] < local[upper, 1]
+    if not np.any(crossed):
+        return points
+    out = np.array(points, np.float64)
+    middle = 0.5 * (out[upper[crossed]] + out[lower[crossed]])
+    out[upper[crossed]] = middle
+    out[lower[crossed]] = middle
+    return out
+
+
+class LandmarkMesh:
+    """The mesh of one reference face, moved onto target landmarks.
+
+    Control points are the reference's 68 landmarks plus :func:`support_points`, which follow the head's
+    rigid motion (:func:`head_similarity`). One triangulation (Delaunay) is computed on the reference
+    shape with the mouth opened by ``TRIANGULATION_OPENING`` D: the inner lips are then apart, so no
+    triangle spans the lips, and closing the mouth only flattens the triangles of the mouth interior while
+    opening it stretches them. All points are OpenCV pixels of a ``size`` x ``size`` frame.
+    """
+
+    def __init__(self, reference: np.ndarray, size: int):
+        self.reference = np.asarray(reference, np.float64)
+        self.size = int(size)
+        self.frame = FaceFrame.of(self.reference)
+        self.support = support_points(self.reference, self.size, self.frame)
+        self.source = np.concatenate([self.reference, self.support])
+        template = open_mouth(
+            separate_inner_lips(self.reference, self.frame), TRIANGULATION_OPENING, self.frame
+        )
+        self.triangles = Delaunay(np.concatenate([template, self.support])).simplices
+        self.warp = PiecewiseAffineWarp(self.triangles, (self.size, self.size))
+
+    def control_points(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The target mesh (68 + supports, 2) for one frame's 68 points and the head's 2x3 similarity
+        from the reference."""
+        targets = separate_inner_lips(np.asarray(target, np.float64), self.frame)
+        head = head_similarity(self.reference, targets)
+        support = self.support @ head[:, :2].T + head[:, 2]
+        return np.concatenate([targets, support]), head
+
+    def flow(self, target: np.ndarray) -> np.ndarray:
+        """(2, size, size) float32 backward flow in pixels (x, y) that moves the reference onto ``target``:
+        output pixel p samples the reference at p + flow(p), the convention of ``models.vid2vid.flow.warp``."""
+        control, _ = self.control_points(target)
+        return self.warp.flow(self.source, control)
+
+
+def mouth_interior_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) float32: 1 inside the inner-lip polygon of ``points`` (68, 2, OpenCV pixels)."""
+    mask = np.zeros((size, size), np.uint8)
+    polygon = np.round(np.asarray(points)[list(INNER_LIP)] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+    cv2.fillPoly(mask, [polygon], 1, cv2.LINE_8, _SUBPIXEL_BITS)
+    return mask.astype(np.float32)

@@ -10,7 +10,12 @@ optimisers (TTUR: G lr 1e-4, D lr 4e-4, betas from the config). The losses, all 
   reference / previous frame against the real frame (``warp_weight``, x10) and the mask loss
   (``mask_weight``, x10): the soft mask is pulled towards 1 where the warped source already matches the
   real frame (mean absolute error below ``mask_error_threshold``) and towards 0 elsewhere. Optional plain
-  L1 to the real frame (``l1_weight``, 0 in the paper-scale config).
+  L1 to the real frame (``l1_weight``, 0 in the paper-scale config). The flow loss (``flow_weight``)
+  pulls the reference flow towards the landmark-mesh flow outside the target's mouth interior, in the
+  role FlowNet2's flow has in few-shot vid2vid (L1 in units of half the frame side, as ``grid_sample``'s
+  coordinates); ``mesh_flow`` switches the generator's reference flow to mesh flow + residual
+  (models.vid2vid.generator). ``feature_matching_layers``: feature matching averaged (``mean``) or summed (``sum``, the
+  released code) over discriminator layers.
 * D: hinge loss on real vs generated, summed over the enabled discriminators.
 
 Sequence curriculum: ``sequence_length(epoch)`` is 1 for the first ``single_frame_epochs`` epochs, then
@@ -38,6 +43,7 @@ import contextlib
 import copy
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -48,6 +54,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
 from eapc_lightning.landmarks.draw import draw_label_map
+from eapc_lightning.landmarks.mesh_warp import LandmarkMesh
 from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
 from eapc_lightning.metrics.image import build_fid, image_metrics
@@ -58,7 +65,7 @@ from eapc_lightning.models.vid2vid.discriminators import (
 )
 from eapc_lightning.models.vid2vid.generator import FewShotGenerator, GeneratorOutput
 
-SEQUENCE_KEYS = ("images", "labels", "landmarks", "frame_indices")
+SEQUENCE_KEYS = ("images", "labels", "landmarks", "mesh_flows", "mouth_masks", "frame_indices")
 
 
 def curriculum_length(epoch: int, single_frame_epochs: int, doubling_epochs: int, max_length: int) -> int:
@@ -67,6 +74,15 @@ def curriculum_length(epoch: int, single_frame_epochs: int, doubling_epochs: int
         return 1
     doublings = 1 + (epoch - single_frame_epochs) // max(doubling_epochs, 1)
     return min(max_length, 2**doublings)
+
+
+def linear_decay(epoch: int, max_epochs: int, decay_epochs: int) -> float:
+    """Learning-rate factor: 1 until the last ``decay_epochs`` epochs, then linearly down towards 0
+    (few-shot vid2vid's ``niter`` + ``niter_decay``); 1 throughout when ``decay_epochs`` is 0."""
+    if decay_epochs <= 0:
+        return 1.0
+    start = max_epochs - decay_epochs
+    return 1.0 - max(0, epoch + 1 - start) / (decay_epochs + 1)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -82,6 +98,7 @@ class Vid2VidModule(LightningModule):
         image_size: int = 64,
         num_references: int = 1,
         generator: dict | None = None,
+        mesh_flow: bool = False,
         image_discriminator: dict | None = None,
         temporal_discriminator: bool = False,
         temporal_discriminator_options: dict | None = None,
@@ -89,15 +106,18 @@ class Vid2VidModule(LightningModule):
         mouth_discriminator_options: dict | None = None,
         gan_weight: float = 1.0,
         feature_matching_weight: float = 10.0,
+        feature_matching_layers: str = "mean",
         perceptual_weight: float = 10.0,
         vgg19_weights_path: str | None = None,
         warp_weight: float = 10.0,
         mask_weight: float = 10.0,
         mask_error_threshold: float = 0.1,
         l1_weight: float = 0.0,
+        flow_weight: float = 0.0,
         generator_lr: float = 1e-4,
         discriminator_lr: float = 4e-4,
         betas: tuple[float, float] = (0.5, 0.999),
+        lr_decay_epochs: int = 0,
         single_frame_epochs: int = 1,
         sequence_doubling_epochs: int = 1,
         max_sequence_length: int = 4,
@@ -107,14 +127,16 @@ class Vid2VidModule(LightningModule):
         fid_extractor: str = "auto",
         fid_on_validation: bool = True,
         label_thickness: int = 1,
+        init_weights: str | None = None,
     ):
         """All arguments are described in the module docstring; ``label_thickness`` is the label maps' line
-        width in pixels (the DataModule's, linked by the CLI)."""
+        width in pixels (the DataModule's, linked by the CLI). ``init_weights``: a vid2vid checkpoint to
+        fine-tune (paper section 3.1, :meth:`load_initial_weights`)."""
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = FewShotGenerator(
-            image_size=image_size, num_references=num_references, **(generator or {})
+            image_size=image_size, num_references=num_references, mesh_flow=mesh_flow, **(generator or {})
         )
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.image_discriminator = ImageDiscriminator(**(image_discriminator or {}))
@@ -144,6 +166,44 @@ class Vid2VidModule(LightningModule):
                     f"{key}: the model has {self.hparams[key]}, the data {data_settings[key]}; "
                     "set it once, in data.init_args (eapc links it into the model)"
                 )
+        if stage == "fit" and self.hparams.get("init_weights"):
+            self.load_initial_weights(self.hparams["init_weights"])
+
+    # ------------------------------------------------------------------ fine-tuning (init_weights)
+    def load_initial_weights(self, path: str) -> None:
+        """The generator, EMA generator and discriminators of a vid2vid checkpoint, loaded when fitting
+        starts. Unlike ``--ckpt_path``, optimisers, epochs and the curriculum start anew; a resumed
+        fine-tuning run then restores its own checkpoint over these. The networks must have the same
+        shapes; a discriminator the checkpoint lacks starts fresh (with a warning)."""
+        from eapc_lightning.errors import InputError
+
+        if not Path(path).is_file():
+            raise InputError(path, "init_weights: no such vid2vid checkpoint")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # not a torch file, or one holding more than tensors and settings
+            raise InputError(
+                path, f"init_weights: not a readable checkpoint ({type(error).__name__})"
+            ) from None
+        state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+        required = ("generator", "generator_ema", "image_discriminator")
+        optional = ("temporal_discriminator", "mouth_discriminator")
+        own = {key for key in self.state_dict() if key.split(".", 1)[0] in required + optional}
+        wanted = {key: value for key, value in (state or {}).items() if key in own}
+        missing = sorted(own - set(wanted))
+        if not wanted or any(key.split(".", 1)[0] in required for key in missing):
+            raise InputError(
+                path, f"init_weights: not a vid2vid checkpoint of this network shape (missing {missing[:3]})"
+            )
+        try:
+            self.load_state_dict(wanted, strict=False)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[-1].strip()
+            raise InputError(
+                path, f"init_weights: not a vid2vid checkpoint of this network shape ({first})"
+            ) from None
+        for name in sorted({key.split(".", 1)[0] for key in missing}):
+            warnings.warn(f"init_weights {path}: it has no {name}; that one starts fresh", stacklevel=2)
 
     def discriminators(self) -> list[torch.nn.Module]:
         candidates = (self.image_discriminator, self.temporal_discriminator, self.mouth_discriminator)
@@ -155,7 +215,19 @@ class Vid2VidModule(LightningModule):
         generator = torch.optim.Adam(self.generator.parameters(), lr=h.generator_lr, betas=betas)
         discriminator_params = [p for d in self.discriminators() for p in d.parameters()]
         discriminator = torch.optim.Adam(discriminator_params, lr=h.discriminator_lr, betas=betas)
-        return [generator, discriminator]
+        if h.lr_decay_epochs <= 0:
+            return [generator, discriminator]
+        max_epochs = int(self.trainer.max_epochs)
+
+        def factor(epoch: int) -> float:
+            return linear_decay(epoch, max_epochs, h.lr_decay_epochs)
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (generator, discriminator)]
+        return [generator, discriminator], schedulers
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
 
     def sequence_length(self) -> int:
         h = self.hparams
@@ -175,9 +247,16 @@ class Vid2VidModule(LightningModule):
         """Frames 0..length-1 in order, each conditioned on the previous generated frame."""
         outputs: list[GeneratorOutput] = []
         previous = None
+        mesh_flows = batch.get("mesh_flows")
         for t in range(length):
             label = batch["labels"][:, t]
-            output = generator(label, batch["reference_images"], batch["reference_labels"], previous)
+            output = generator(
+                label,
+                batch["reference_images"],
+                batch["reference_labels"],
+                previous,
+                None if mesh_flows is None else mesh_flows[:, t],
+            )
             outputs.append(output)
             previous = (label, output.image.detach() if detach_previous else output.image)
         return outputs
@@ -222,7 +301,7 @@ class Vid2VidModule(LightningModule):
         for name, scores in fake_scores.items():
             losses[f"gan_{name}"] = h.gan_weight * hinge_generator_loss(scores)
             losses[f"feature_matching_{name}"] = h.feature_matching_weight * feature_matching_loss(
-                real_scores[name], scores
+                real_scores[name], scores, h.feature_matching_layers
             )
         if self.perceptual is not None:
             losses["perceptual"] = h.perceptual_weight * self.perceptual(fake, real)
@@ -241,7 +320,21 @@ class Vid2VidModule(LightningModule):
                 mask_terms.append(F.l1_loss(mask, reliable))
         losses["warp"] = h.warp_weight * torch.stack(warp_terms).mean()
         losses["mask"] = h.mask_weight * torch.stack(mask_terms).mean()
+        if h.flow_weight > 0:
+            losses["flow"] = h.flow_weight * self.flow_loss(batch, outputs)
         return losses
+
+    def flow_loss(self, batch: dict, outputs: list[GeneratorOutput]) -> torch.Tensor:
+        """Mean L1 between the reference flow and the mesh flow of the reference it warped, outside the
+        target's mouth interior, in units of half the frame side."""
+        terms = []
+        batch_index = torch.arange(batch["images"].shape[0], device=self.device)
+        for t, output in enumerate(outputs):
+            mesh = batch["mesh_flows"][:, t][batch_index, output.reference_index]
+            outside = 1 - batch["mouth_masks"][:, t]
+            error = (output.reference_flow - mesh).abs().sum(dim=1, keepdim=True) * outside
+            terms.append(error.sum() / outside.sum().clamp_min(1.0) / (self.hparams.image_size / 2))
+        return torch.stack(terms).mean()
 
     def discriminator_losses(self, batch: dict, fake: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
         real_scores = self._discriminate(batch, self._frames(batch, "images", length), length)
@@ -367,7 +460,8 @@ class FrameStream:
     """Landmark chunks -> frames; each frame is conditioned on the previous generated one, across calls.
 
     Made by :meth:`Vid2VidModule.frame_stream`. The aligned photo and its label map are the reference
-    (repeated ``num_references`` times).
+    (repeated ``num_references`` times); a generator with ``mesh_flow`` gets each frame's mesh flow from
+    the photo's landmarks.
     """
 
     def __init__(
@@ -388,10 +482,23 @@ class FrameStream:
         image = cv2.resize(reference_image, (self.size, self.size), interpolation=cv2.INTER_AREA)
         image = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1
         label = torch.from_numpy(self._label(reference_landmarks))[None]
-        references = int(module.hparams.num_references)
-        self.reference_images = image[None, None].repeat(1, references, 1, 1, 1).to(self.device)
-        self.reference_labels = label[None, None].repeat(1, references, 1, 1, 1).to(self.device)
+        self.references = int(module.hparams.num_references)
+        self.reference_images = image[None, None].repeat(1, self.references, 1, 1, 1).to(self.device)
+        self.reference_labels = label[None, None].repeat(1, self.references, 1, 1, 1).to(self.device)
+        self.mesh = (
+            LandmarkMesh(self._pixels(reference_landmarks), self.size) if self.generator.mesh_flow else None
+        )
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _pixels(self, landmarks: np.ndarray) -> np.ndarray:
+        """Canonical-frame landmarks -> OpenCV pixels of the generator's frame (x = detector x - 0.5)."""
+        return np.asarray(landmarks, np.float64) * (self.size / CANONICAL_FACE_SIZE) - 0.5
+
+    def _mesh_flows(self, landmarks: np.ndarray) -> torch.Tensor | None:
+        if self.mesh is None:
+            return None
+        flow = torch.from_numpy(self.mesh.flow(self._pixels(landmarks)))
+        return flow[None, None].repeat(1, self.references, 1, 1, 1).to(self.device)
 
     def _label(self, landmarks: np.ndarray) -> np.ndarray:
         return draw_label_map(
@@ -403,7 +510,9 @@ class FrameStream:
         """(image_size, image_size, 3) uint8 frames, one per row of ``landmarks`` (n, 68, 2)."""
         for points in np.asarray(landmarks, dtype=np.float32):
             label = torch.from_numpy(self._label(points))[None, None].to(self.device)
-            output = self.generator(label, self.reference_images, self.reference_labels, self.previous)
+            output = self.generator(
+                label, self.reference_images, self.reference_labels, self.previous, self._mesh_flows(points)
+            )
             self.previous = (label, output.image)
             unit = to_unit(output.image[0])
             yield (unit.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)

@@ -10,9 +10,13 @@ Paper Eq. 10 of EAPC, ``X_vid = f_vid2vid(X_face, Output_lm)``, per frame t:
    upsamples from the bottleneck, modulated by those features, to the raw frame ``raw`` (tanh).
 3. A flow network warps the reference picked by the attention (``flow_ref``, mask ``m_ref``, which starts
    at ``initial_reference_weight`` everywhere: 0.5 is a plain blend, values near 1 start training from
-   the copied reference and let the mask loss hand regions to the decoder), and, from
+   the warped reference and let the mask loss hand regions to the decoder), and, from
    the second frame of a sequence on, a second one warps the previous generated frame
-   (``flow_prev``, ``m_prev``). The output blends them in::
+   (``flow_prev``, ``m_prev``). With ``mesh_flow`` the reference flow is the landmark-mesh flow
+   (piecewise-affine over the 68 points and head-rigid support points,
+   :class:`eapc_lightning.landmarks.mesh_warp.LandmarkMesh`, given with the inputs) plus a residual the
+   network predicts from the mesh-warped reference: ``flow_ref = flow_mesh + residual``, the residual
+   starting at zero. The output blends them in::
 
        out = (1 - m_ref) * raw + m_ref * warp(ref, flow_ref)
        out = (1 - m_prev) * out + m_prev * warp(prev, flow_prev)        (when a previous frame is given)
@@ -37,6 +41,7 @@ class GeneratorOutput:
     reference_warped: torch.Tensor  # (B, 3, H, W)
     reference_mask: torch.Tensor  # (B, 1, H, W) weight of the warped reference
     reference_index: torch.Tensor  # (B,) which reference was warped
+    reference_flow: torch.Tensor  # (B, 2, H, W) backward flow (pixels) applied to that reference
     previous_warped: torch.Tensor | None
     previous_mask: torch.Tensor | None
     attention: torch.Tensor | None
@@ -68,6 +73,7 @@ class FewShotGenerator(nn.Module):
         flow_residual_blocks: int = 2,
         warp_previous: bool = True,
         initial_reference_weight: float = 0.5,
+        mesh_flow: bool = False,
     ):
         super().__init__()
         if image_size % 2**num_downsamples:
@@ -76,6 +82,7 @@ class FewShotGenerator(nn.Module):
         self.num_references = num_references
         self.num_downsamples = num_downsamples
         self.warp_previous = warp_previous
+        self.mesh_flow = mesh_flow
         widths = channel_widths(base_channels, num_downsamples, max_channels)
         self.label_encoder = PyramidEncoder(1, widths)
         # block "up_i" works at scale i (resolution image_size / 2**i): widths[i+1] -> widths[i];
@@ -117,7 +124,8 @@ class FewShotGenerator(nn.Module):
             "num_downsamples": flow_num_downsamples,
             "num_residual_blocks": flow_residual_blocks,
         }
-        # inputs: target label (1) + source label (1) + source image (3)
+        # inputs: target label (1) + source label (1) + source image (3; the mesh-warped reference with
+        # mesh_flow)
         self.reference_flow = FlowNetwork(5, **flow, initial_mask=initial_reference_weight)
         self.previous_flow = FlowNetwork(5, **flow) if warp_previous else None
 
@@ -127,14 +135,18 @@ class FewShotGenerator(nn.Module):
         reference_images: torch.Tensor,
         reference_labels: torch.Tensor,
         previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mesh_flows: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """label (B,1,H,W); reference_images (B,K,3,H,W); reference_labels (B,K,1,H,W);
-        previous: (label (B,1,H,W), generated image (B,3,H,W)) of the previous frame, or None."""
+        previous: (label (B,1,H,W), generated image (B,3,H,W)) of the previous frame, or None;
+        mesh_flows (B,K,2,H,W): the mesh flow from each reference to this frame (needed with mesh_flow)."""
         expected = (self.image_size, self.image_size)
         if tuple(label.shape[-2:]) != expected or tuple(reference_images.shape[-2:]) != expected:
             raise ValueError(f"generator built for {expected} inputs, got {tuple(label.shape[-2:])}")
         if reference_images.shape[1] != self.num_references:
             raise ValueError(f"expected {self.num_references} references, got {reference_images.shape[1]}")
+        if self.mesh_flow and mesh_flows is None:
+            raise ValueError("a generator built with mesh_flow needs the references' mesh_flows")
         generated = self.weight_generator(label, reference_images, reference_labels)
         label_features = self.label_encoder(label)
         x = generated.bottleneck
@@ -148,10 +160,17 @@ class FewShotGenerator(nn.Module):
         batch = torch.arange(label.shape[0], device=label.device)
         reference_image = reference_images[batch, generated.reference_index]
         reference_label = reference_labels[batch, generated.reference_index]
-        flow, reference_mask = self.reference_flow(
-            torch.cat([label, reference_label, reference_image], dim=1)
-        )
-        reference_warped = warp(reference_image, flow)
+        if self.mesh_flow:
+            mesh = mesh_flows[batch, generated.reference_index].to(reference_image.dtype)
+            residual, reference_mask = self.reference_flow(
+                torch.cat([label, reference_label, warp(reference_image, mesh)], dim=1)
+            )
+            reference_flow = mesh + residual
+        else:
+            reference_flow, reference_mask = self.reference_flow(
+                torch.cat([label, reference_label, reference_image], dim=1)
+            )
+        reference_warped = warp(reference_image, reference_flow)
         image = (1 - reference_mask) * raw + reference_mask * reference_warped
         previous_warped = previous_mask = None
         if previous is not None and self.previous_flow is not None:
@@ -167,6 +186,7 @@ class FewShotGenerator(nn.Module):
             reference_warped=reference_warped,
             reference_mask=reference_mask,
             reference_index=generated.reference_index,
+            reference_flow=reference_flow,
             previous_warped=previous_warped,
             previous_mask=previous_mask,
             attention=generated.attention,

@@ -31,12 +31,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the synthesiser's studio-clean audio (no room, channel, noise or gain; docs/synthetic.md)",
     )
+    parser.add_argument(
+        "--contact-sheet",
+        metavar="PNG",
+        help="also write the speakers' rest frames side by side to this PNG (docs/images/synthetic_speakers.png)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from eapc_lightning.synth.generator import clip_specs, generate_dataset, resolve_settings
+    from eapc_lightning.synth.generator import (
+        clip_specs,
+        generate_dataset,
+        resolve_settings,
+        write_contact_sheet,
+    )
 
     overrides = {
         "speakers": args.speakers,
@@ -48,10 +58,14 @@ def run(args: argparse.Namespace) -> int:
         "recording": False if args.clean_audio else None,
     }
     try:
-        total = len(clip_specs(resolve_settings(args.preset, overrides)))
+        settings = resolve_settings(args.preset, overrides)
+        total = len(clip_specs(settings))
     except ValueError as error:
         print(f"eapc synth: {error}")
         return 2
+    if args.contact_sheet:
+        sheet = write_contact_sheet(args.contact_sheet, seed=args.seed, speakers=settings.speakers)
+        print(f"speakers' contact sheet: {sheet}")
     start = time.perf_counter()
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as progress:

@@ -1,7 +1,9 @@
-"""The synthetic face: one real photograph, re-framed and re-coloured per speaker, warped per frame.
+"""The synthetic face: a real photograph, re-framed, re-painted and re-shaped per speaker, warped per frame.
 
-A speaker is an :class:`Identity` applied to scikit-image's bundled ``astronaut()`` photograph
-(mirroring, framing, colour and mild 68-point shape changes). :class:`FaceRig` poses it: the
+A speaker is an :class:`Identity` applied to one of two offline photographs (scikit-image's bundled
+``astronaut()`` and matplotlib's sample ``grace_hopper.jpg``): mirroring, framing, a procedural
+:class:`~eapc_lightning.synth.appearance.Appearance` (skin tone, hair, facial hair, brows, glasses,
+wrinkles, background, clothes), colour grading and 68-point shape changes. :class:`FaceRig` poses it: the
 speaker's neutral 68-point shape plus expression offsets (brows, eyelids, mouth corners) and
 articulation offsets (jaw drop, lip opening and width) give per-frame target landmarks; a small
 head motion is applied to all control points; the photograph is warped piecewise-affinely onto the
@@ -23,12 +25,15 @@ from scipy.spatial import Delaunay
 from eapc_lightning.constants import LEFT_EYE, RIGHT_EYE
 from eapc_lightning.landmarks.align import CANONICAL_ANCHORS, anchor_points, similarity_transform
 from eapc_lightning.landmarks.mesh_warp import (
+    LOWER_INNER_LIP,
+    UPPER_INNER_LIP,
     FaceFrame,
     PiecewiseAffineWarp,
     inner_lip_gap,
     paint_mouth,
     support_points,
 )
+from eapc_lightning.synth.appearance import Appearance, paint_appearance
 
 DETECTOR_PIXEL_OFFSET = 0.5  # detector x = OpenCV x + 0.5
 
@@ -55,6 +60,30 @@ ASTRONAUT_LANDMARKS = np.array(
     dtype=np.float32,
 )  # fmt: skip
 
+# 68 landmarks of matplotlib's bundled sample photograph ``grace_hopper.jpg`` (512 wide, 600 high),
+# obtained and stored like ASTRONAUT_LANDMARKS.
+HOPPER_LANDMARKS = np.array(
+    [
+        [171.76, 183.84], [173.12, 218.00], [174.91, 234.96], [184.47, 272.76], [193.10, 288.64],
+        [202.51, 301.12], [225.69, 320.81], [252.49, 332.50], [271.62, 333.06], [290.45, 330.17],
+        [315.62, 315.54], [336.07, 293.57], [343.70, 280.11], [350.23, 263.30], [355.63, 224.57],
+        [355.65, 207.49], [353.99, 173.52], [179.99, 173.92], [192.01, 169.12], [204.22, 164.39],
+        [221.37, 163.38], [241.96, 163.97], [284.24, 161.90], [304.43, 159.38], [321.13, 158.88],
+        [333.34, 162.42], [345.44, 164.99], [264.31, 185.19], [265.59, 205.19], [266.83, 224.77],
+        [267.62, 236.95], [247.84, 247.68], [256.28, 252.43], [268.05, 252.32], [279.70, 251.06],
+        [287.59, 245.44], [201.61, 194.23], [210.22, 189.28], [224.72, 187.38], [239.95, 193.21],
+        [228.13, 196.36], [213.88, 197.37], [288.44, 190.49], [302.94, 182.98], [317.48, 183.33],
+        [326.37, 187.28], [314.73, 191.71], [300.47, 192.35], [232.28, 277.26], [246.27, 271.08],
+        [257.39, 269.00], [268.50, 270.04], [279.53, 267.86], [290.60, 269.00], [304.66, 273.92],
+        [288.81, 284.08], [279.62, 287.21], [269.15, 288.50], [258.57, 288.34], [249.10, 286.17],
+        [236.73, 276.22], [260.47, 276.76], [268.70, 276.88], [276.84, 275.96], [300.04, 273.20],
+        [277.29, 276.48], [268.59, 277.20], [259.89, 277.34],
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+
+SOURCE_LANDMARKS = {"astronaut": ASTRONAUT_LANDMARKS, "hopper": HOPPER_LANDMARKS}
+
 # Index permutation that maps the 68 points of a face onto those of its mirror image.
 MIRROR_68 = np.array(
     list(range(16, -1, -1))  # jaw
@@ -67,19 +96,27 @@ MIRROR_68 = np.array(
 )
 
 TRIANGULATION_OPENING = 0.6  # jaw opening of the shape the warp mesh is triangulated on
+# Least rest gap between the inner lips (D): the expressions lift the lower inner lip by up to 0.03 D
+# more than the upper one (happy's corners), which would fold the mesh of a closed-mouth photograph.
+MIN_REST_GAP = 0.04
+CLOSED_MOUTH_GAP = 0.08  # D: a rest gap below this is a closed mouth (the hopper photograph's)
+CLOSED_MOUTH_TEETH = 0.05  # D: the upper-teeth band painted into such a mouth as it opens
 
 
 @dataclass(frozen=True)
 class Identity:
     """How one synthetic speaker differs from the photograph.
 
-    Framing: ``scale`` multiplies the canonical face size of the output frame, ``rotation`` in
-    degrees, ``offset`` in output pixels. Colour: ``hue`` in degrees, ``saturation``/``brightness``
-    multipliers, ``gamma``. Shape (relative, or in units of the inter-ocular distance ``D``):
-    ``jaw_width``, ``face_length``, ``eye_size``, ``mouth_width`` (relative), ``nose_length``,
-    ``brow_height`` (D).
+    ``source``: the photograph (a key of :data:`SOURCE_LANDMARKS`), ``flip``: mirrored. Framing:
+    ``scale`` multiplies the canonical face size of the output frame, ``rotation`` in degrees,
+    ``offset`` in output pixels. Colour grading of the whole frame: ``hue`` in degrees,
+    ``saturation``/``brightness`` multipliers, ``gamma``. Shape (relative, or in units of the
+    inter-ocular distance ``D``): ``jaw_width``, ``face_length``, ``eye_size``, ``mouth_width``,
+    ``nose_width`` (relative), ``nose_length``, ``brow_height``, ``chin`` (D, down). ``appearance``:
+    what is painted on the photograph before it is warped.
     """
 
+    source: str = "astronaut"
     flip: bool = False
     scale: float = 1.0
     rotation: float = 0.0
@@ -94,13 +131,24 @@ class Identity:
     mouth_width: float = 0.0
     nose_length: float = 0.0
     brow_height: float = 0.0
+    nose_width: float = 0.0
+    chin: float = 0.0
+    appearance: Appearance = Appearance()
 
 
-@lru_cache(maxsize=1)
-def _astronaut() -> np.ndarray:
-    from skimage import data
+@lru_cache(maxsize=2)
+def source_photo(name: str) -> np.ndarray:
+    """One of the offline face photographs of :data:`SOURCE_LANDMARKS` (RGB uint8)."""
+    if name == "astronaut":
+        from skimage import data
 
-    return data.astronaut()
+        return data.astronaut()
+    if name == "hopper":
+        from matplotlib import cbook
+
+        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+        return np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1])
+    raise ValueError(f"unknown source photograph {name!r}; choose from {', '.join(SOURCE_LANDMARKS)}")
 
 
 def _recolour(image: np.ndarray, identity: Identity) -> np.ndarray:
@@ -114,8 +162,8 @@ def _recolour(image: np.ndarray, identity: Identity) -> np.ndarray:
 
 def render_identity(identity: Identity, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The speaker's still photograph (size x size RGB) and its 68 landmarks (OpenCV convention)."""
-    image = _astronaut()
-    points = ASTRONAUT_LANDMARKS - DETECTOR_PIXEL_OFFSET
+    image = source_photo(identity.source)
+    points = SOURCE_LANDMARKS[identity.source] - DETECTOR_PIXEL_OFFSET
     if identity.flip:
         image = image[:, ::-1]
         points = points[MIRROR_68].copy()
@@ -134,7 +182,8 @@ def render_identity(identity: Identity, size: int) -> tuple[np.ndarray, np.ndarr
         borderMode=cv2.BORDER_REFLECT,
     )
     framed_points = points @ matrix[:, :2].T + matrix[:, 2]
-    return _recolour(framed, identity), framed_points.astype(np.float64)
+    painted = paint_appearance(framed, framed_points, identity.appearance, identity.source, identity.flip)
+    return _recolour(painted, identity), framed_points.astype(np.float64)
 
 
 def _offsets(entries: dict[int, tuple[float, float]]) -> np.ndarray:
@@ -217,7 +266,7 @@ LIP_SPREAD = _symmetric(
 
 
 def _reshape(points: np.ndarray, identity: Identity, frame: FaceFrame) -> np.ndarray:
-    """Mild identity shape changes of the 68-point rig."""
+    """Identity shape changes of the 68-point rig."""
     local = frame.to_local(points)
     out = local.copy()
     jaw = list(range(0, 17))
@@ -234,6 +283,11 @@ def _reshape(points: np.ndarray, identity: Identity, frame: FaceFrame) -> np.nda
     out[mouth, 0] = mouth_centre_u + (out[mouth, 0] - mouth_centre_u) * (1.0 + identity.mouth_width)
     out[30:36, 1] += identity.nose_length
     out[17:27, 1] -= identity.brow_height
+    nostrils = list(range(31, 36))
+    out[nostrils, 0] = local[33, 0] + (out[nostrils, 0] - local[33, 0]) * (1.0 + identity.nose_width)
+    out[5:12, 1] += identity.chin * np.array([0.3, 0.6, 0.9, 1.0, 0.9, 0.6, 0.3])
+    for upper, lower in zip(UPPER_INNER_LIP, LOWER_INNER_LIP):  # part closed lips a little
+        out[lower, 1] = max(out[lower, 1], out[upper, 1] + MIN_REST_GAP)
     return frame.origin + frame.to_image(out)
 
 
@@ -254,6 +308,9 @@ class FaceRig:
         self.frame = FaceFrame.of(self.base)
         self.neutral = _reshape(self.base, identity, self.frame)
         self.rest_gap = inner_lip_gap(self.neutral)
+        # a photograph with closed lips shows no teeth of its own: paint a band of them when it opens
+        closed = self.rest_gap < CLOSED_MOUTH_GAP * self.frame.unit
+        self.teeth_depth = CLOSED_MOUTH_TEETH * self.frame.unit if closed else None
         self.support = support_points(self.base, size, self.frame)
         self.source = np.concatenate([self.base, self.support])
         # triangulate a half-open mouth so that neither closing nor opening folds a triangle
@@ -274,7 +331,8 @@ class FaceRig:
         support = self.support @ head[:, :2].T + head[:, 2]
         frame = self.warp(self.image, self.source, np.concatenate([targets, support]))
         scale = head_scale(head)
-        return paint_mouth(frame, targets, self.rest_gap * scale, self.frame.unit * scale)
+        teeth = None if self.teeth_depth is None else self.teeth_depth * scale
+        return paint_mouth(frame, targets, self.rest_gap * scale, self.frame.unit * scale, teeth_depth=teeth)
 
 
 def head_scale(head: np.ndarray) -> float:

@@ -23,12 +23,14 @@ from functools import lru_cache
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, EMOTION_TO_INDEX, EMOTIONS, VIDEO_FPS
 from eapc_lightning.fileio import atomic_write_json
+from eapc_lightning.synth.appearance import draw_appearance
 from eapc_lightning.synth.emotion import LEVEL_INTENSITY, face_offsets, voice_style
-from eapc_lightning.synth.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_motion
+from eapc_lightning.synth.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_matrix, head_motion
 from eapc_lightning.synth.media import write_audio, write_npy, write_video
 from eapc_lightning.synth.recording import apply_conditions, draw_conditions
 from eapc_lightning.synth.speech import (
@@ -41,7 +43,7 @@ from eapc_lightning.synth.speech import (
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump when the output of a given seed and settings changes
+GENERATOR_VERSION = 3  # bump when the output of a given seed and settings changes
 SETTINGS_MARKER = ".synth_settings.json"
 INFO_FILE = "synth_info.json"
 DURATION_SPREAD = 0.15  # clip length varies uniformly within +-15 % of ``seconds``
@@ -112,8 +114,18 @@ class Speaker:
     identity: Identity
 
 
+SOURCES = ("astronaut", "hopper")
+
+
 def speaker_profile(index: int, seed: int) -> Speaker:
-    """MEAD-style speaker ``M101, W102, M103, ...``: alternating gender, a face variant and a voice."""
+    """MEAD-style speaker ``M101, W102, M103, ...``: alternating gender, a face and a voice.
+
+    The voice, framing, colour grading and face shape come from the random stream ``[seed, 1, index]``
+    (the voice draws first, as before appearances existed); the appearance (skin, hair, facial hair,
+    glasses, background, ...) from its own stream (:func:`~eapc_lightning.synth.appearance.draw_appearance`).
+    The two photographs alternate so that each pair of speakers (a man and a woman) has one of each,
+    and speakers of the same photograph alternate between mirrored and not.
+    """
     rng = np.random.default_rng([seed, 1, index])
     male = index % 2 == 0
     name = f"{'M' if male else 'W'}{101 + index:03d}"
@@ -126,21 +138,28 @@ def speaker_profile(index: int, seed: int) -> Speaker:
     def u(low: float, high: float) -> float:
         return float(rng.uniform(low, high))
 
+    source = SOURCES[(index + index // 2) % 2]
+    appearance = draw_appearance(seed, index, male, source)
+    shape = np.random.default_rng([seed, 5, index])  # the shape draws added with the appearances
     identity = Identity(
+        source=source,
         flip=bool((index // 2) % 2),
         scale=u(0.9, 1.04),
         rotation=u(-4, 4),
         offset=(u(-6, 6), u(-6, 6)),
-        hue=u(-12, 12),
-        saturation=u(0.75, 1.2),
-        brightness=u(0.85, 1.1),
-        gamma=u(0.85, 1.2),
-        jaw_width=u(-0.06, 0.08),
+        hue=u(-6, 6),
+        saturation=u(0.85, 1.15),
+        brightness=u(0.9, 1.08),
+        gamma=u(0.9, 1.12),
+        jaw_width=u(0.0, 0.1) if male else u(-0.08, 0.03),
         face_length=u(-0.05, 0.08),
-        eye_size=u(-0.08, 0.12),
-        mouth_width=u(-0.08, 0.08),
-        nose_length=u(-0.03, 0.04),
-        brow_height=u(-0.03, 0.04),
+        eye_size=u(-0.1, 0.12),
+        mouth_width=u(-0.1, 0.1),
+        nose_length=u(-0.04, 0.06),
+        brow_height=u(-0.04, 0.05),
+        nose_width=float(shape.uniform(-0.1, 0.18)) if male else float(shape.uniform(-0.12, 0.1)),
+        chin=float(shape.uniform(-0.03, 0.04)),
+        appearance=appearance,
     )
     return Speaker(index, name, voice, identity)
 
@@ -343,3 +362,47 @@ def generate_dataset(
     }
     atomic_write_json(out / INFO_FILE, info)
     return records
+
+
+def speaker_still(index: int, seed: int = 0, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Speaker ``index``'s face at rest (neutral expression, mouth at rest, no head motion): the RGB
+    frame and its (68, 2) target landmarks in the detector's convention (as in the landmark files)."""
+    rig = _rig(speaker_profile(index, seed).identity, size)
+    still = head_matrix(0.0, (0.0, 0.0), 1.0, rig.centre)
+    targets = rig.pose(np.zeros((68, 2)), 0.0, 0.0, still)
+    return rig.render(targets, still), (targets + DETECTOR_PIXEL_OFFSET).astype(np.float32)
+
+
+def contact_sheet(seed: int = 0, speakers: int = 6, size: int = 256, columns: int = 3) -> np.ndarray:
+    """The resting faces of the first ``speakers`` speakers in a grid, each labelled with its name (RGB)."""
+    rows = -(-speakers // columns)
+    sheet = np.full((rows * size, columns * size, 3), 255, np.uint8)
+    for index in range(speakers):
+        row, column = divmod(index, columns)
+        tile = speaker_still(index, seed, size)[0].copy()
+        label = speaker_profile(index, seed).name
+        scale = size / 512
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(
+                tile,
+                label,
+                (int(8 * scale) + 2, int(40 * scale) + 6),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale * 1.2,
+                colour,
+                width,
+                cv2.LINE_AA,
+            )
+        sheet[row * size : (row + 1) * size, column * size : (column + 1) * size] = tile
+    return sheet
+
+
+def write_contact_sheet(path: str | Path, seed: int = 0, speakers: int = 6, size: int = 256) -> Path:
+    """Save :func:`contact_sheet` as a PNG; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(
+        str(path), contact_sheet(seed, speakers, size)[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    ):
+        raise OSError(f"could not write {path}")
+    return path

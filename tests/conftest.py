@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the real sample media live, temporary folders."""
+"""Shared test fixtures: where the real sample media live, temporary folders, one torch thread."""
 
 import os
 from pathlib import Path
@@ -19,3 +19,15 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real sample media not found at {root} (set EAPC_SHARED_DATA to the folder)")
     return root
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: tiny convolutions run faster so on a shared 2-core machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,12 +31,7 @@ from test_vid2vid_module import SIZE, tiny_data, tiny_module
 SCALE = SIZE / 256
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def with_random_audio(cache, seed: int = 0):

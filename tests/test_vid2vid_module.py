@@ -20,13 +20,7 @@ SIZE = 32
 TINY_DISCRIMINATOR = {"num_scales": 2, "base_channels": 8, "num_layers": 2, "max_channels": 32}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: these tiny convolutions run faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_module(**overrides) -> Vid2VidModule:

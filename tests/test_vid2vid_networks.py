@@ -18,13 +18,7 @@ from helpers.vid2vid_cache import TINY_GENERATOR
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: these tiny convolutions run faster so on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def inputs(batch: int, refs: int, size: int = SIZE):

@@ -18,12 +18,7 @@ K = 3
 STEPS = 4
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def attention_parameters(module: Vid2VidModule) -> dict[str, torch.Tensor]:

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,19 +70,12 @@ def predictions_folder(cache_dir: str | Path, checkpoint: str | Path) -> Path:
 
 def load_a2l(checkpoint: str | Path):
     """The A2LModule of a checkpoint on the CPU, in eval mode; InputError naming the file when it is not one."""
+    from eapc_lightning.inference.checkpoints import CHECKPOINT_LOAD_ERRORS
     from eapc_lightning.lit.a2l import A2LModule
 
     try:
         module = A2LModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    except (
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        EOFError,
-        AttributeError,
-        pickle.UnpicklingError,
-    ) as error:
+    except CHECKPOINT_LOAD_ERRORS as error:
         raise InputError(
             checkpoint, f"not an audio-to-landmark checkpoint ({type(error).__name__}: {error})"
         ) from None

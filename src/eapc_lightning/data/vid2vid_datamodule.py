@@ -61,7 +61,7 @@ from eapc_lightning.data.splits import split_by_speaker
 from eapc_lightning.data.vid2vid_augment import FEW_SHOT_VID2VID_FACE as ORIGINAL
 from eapc_lightning.data.vid2vid_augment import FaceAugmentation
 from eapc_lightning.landmarks.draw import draw_label_maps
-from eapc_lightning.landmarks.mesh_warp import LandmarkMesh, mouth_interior_mask
+from eapc_lightning.landmarks.mesh_warp import LandmarkMesh, mouth_interior_mask, opencv_pixels
 
 log = logging.getLogger(__name__)
 
@@ -224,14 +224,14 @@ class Vid2VidEvalDataset(Dataset):
 def mesh_flows(reference_landmarks: torch.Tensor, landmarks: torch.Tensor, size: int) -> torch.Tensor:
     """(L, K, 2, S, S) mesh flows from each of the K references to each of the L targets; landmarks in
     pixels of the S x S image, detector convention (x = OpenCV pixel + 0.5)."""
-    meshes = [LandmarkMesh(points.numpy() - 0.5, size) for points in reference_landmarks]
-    flows = [[mesh.flow(points.numpy() - 0.5) for mesh in meshes] for points in landmarks]
+    meshes = [LandmarkMesh(opencv_pixels(points.numpy()), size) for points in reference_landmarks]
+    flows = [[mesh.flow(opencv_pixels(points.numpy())) for mesh in meshes] for points in landmarks]
     return torch.from_numpy(np.asarray(flows, np.float32))
 
 
 def mouth_masks(landmarks: torch.Tensor, size: int) -> torch.Tensor:
     """(L, 1, S, S) inner-lip interiors of the targets (landmarks in S pixels, detector convention)."""
-    masks = [mouth_interior_mask(points.numpy() - 0.5, size) for points in landmarks]
+    masks = [mouth_interior_mask(opencv_pixels(points.numpy()), size) for points in landmarks]
     return torch.from_numpy(np.stack(masks)).unsqueeze(1)
 
 

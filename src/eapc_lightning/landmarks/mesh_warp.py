@@ -34,6 +34,13 @@ TEETH_DEPTH = 0.25  # upper-teeth band height, relative to the rest gap between 
 # rigid motion is the similarity fitted on them.
 STABLE_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 32, 33, 34, 35)
 _SUBPIXEL_BITS = 4  # fillConvexPoly / fillPoly fixed-point precision (1/16 px)
+DETECTOR_PIXEL_OFFSET = 0.5  # landmark x = OpenCV pixel x + 0.5 (the detector's convention)
+
+
+def opencv_pixels(landmarks: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Detector-convention landmarks (x = pixel column + 0.5), scaled by ``scale`` (e.g. from the canonical
+    256 frame to a smaller one) -> OpenCV pixel positions (pixel centres at integers), as used here."""
+    return np.asarray(landmarks, np.float64) * scale - DETECTOR_PIXEL_OFFSET
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
 from eapc_lightning.landmarks.draw import draw_label_map
-from eapc_lightning.landmarks.mesh_warp import LandmarkMesh
+from eapc_lightning.landmarks.mesh_warp import LandmarkMesh, opencv_pixels
 from eapc_lightning.losses.gan import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from eapc_lightning.losses.perceptual import VGG19PerceptualLoss
 from eapc_lightning.metrics.image import build_fid, image_metrics
@@ -492,7 +492,7 @@ class FrameStream:
 
     def _pixels(self, landmarks: np.ndarray) -> np.ndarray:
         """Canonical-frame landmarks -> OpenCV pixels of the generator's frame (x = detector x - 0.5)."""
-        return np.asarray(landmarks, np.float64) * (self.size / CANONICAL_FACE_SIZE) - 0.5
+        return opencv_pixels(landmarks, self.size / CANONICAL_FACE_SIZE)
 
     def _mesh_flows(self, landmarks: np.ndarray) -> torch.Tensor | None:
         if self.mesh is None:

@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 
 from eapc_lightning.constants import CANONICAL_FACE_SIZE, NUM_LANDMARKS
-from eapc_lightning.landmarks.mesh_warp import LandmarkMesh, inner_lip_gap, paint_mouth
+from eapc_lightning.landmarks.mesh_warp import LandmarkMesh, inner_lip_gap, opencv_pixels, paint_mouth
 
-PIXEL_CENTRE_OFFSET = 0.5  # landmark x = OpenCV pixel x + 0.5 (the detector's convention)
 TEETH_BAND = 0.08  # D: height of the painted upper-teeth band (at most a fifth of the lip gap) ...
 TEETH_FADE = (
     0.1,
@@ -53,7 +52,7 @@ class WarpRenderer:
     def to_pixels(self, landmarks: np.ndarray) -> np.ndarray:
         """Canonical-frame landmarks -> OpenCV pixel positions in the ``size`` frame."""
         scale = self.size / CANONICAL_FACE_SIZE
-        return np.asarray(landmarks, np.float64) * scale - PIXEL_CENTRE_OFFSET
+        return opencv_pixels(landmarks, scale)
 
     def render(self, landmarks: np.ndarray) -> np.ndarray:
         """(size, size, 3) uint8 frame for one (68, 2) set of canonical landmarks."""

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,9 +98,25 @@ class Terminated(BaseException):
     """SIGTERM arrived; unwinds like KeyboardInterrupt, so every ``finally`` and cleanup runs."""
 
 
+_termination_requested = threading.Event()
+
+
 def _raise_terminated(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _termination_requested.set()  # checked once per frame too, should extension code swallow the exception
     raise Terminated()
+
+
+def _stop_if_terminated(update: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
+    """The per-frame progress callback, which also ends the run once SIGTERM has arrived."""
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if _termination_requested.is_set():
+            raise Terminated()
+        if update is not None:
+            update(stage, done, total)
+
+    return progress
 
 
 @contextmanager
@@ -109,6 +125,7 @@ def _sigterm_raises() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _termination_requested.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
@@ -167,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         renderer=args.renderer,
     )
     bar, update = _progress_bar(not args.no_progress)
+    update = _stop_if_terminated(update)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=_csv(int), help="comma-separated subset of 1,2,3")
     parser.add_argument("--size", type=int, help="video frame side in pixels (default 256)")
     parser.add_argument(
+        "--voice",
+        choices=("formant", "espeak"),
+        help="espeak: English sentences by eSpeak NG; formant: the formant synthesiser's syllables "
+        "(default: the preset's)",
+    )
+    parser.add_argument(
         "--clean-audio",
         action="store_true",
         help="the synthesiser's studio-clean audio (no room, channel, noise or gain; docs/synthetic.md)",
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "levels": args.levels,
         "size": args.size,
         "recording": False if args.clean_audio else None,
+        "voice": args.voice,
     }
     try:
         settings = resolve_settings(args.preset, overrides)

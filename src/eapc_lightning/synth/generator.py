@@ -30,11 +30,19 @@ from eapc_lightning.constants import AUDIO_SAMPLE_RATE, EMOTION_TO_INDEX, EMOTIO
 from eapc_lightning.fileio import atomic_write_json
 from eapc_lightning.synth.appearance import draw_appearance
 from eapc_lightning.synth.emotion import LEVEL_INTENSITY, face_offsets, voice_style
+from eapc_lightning.synth.espeak import (
+    ESPEAK_VOWELS,
+    FEMALE_VARIANTS,
+    MALE_VARIANTS,
+    EspeakVoice,
+    speak_sentences,
+)
 from eapc_lightning.synth.face import DETECTOR_PIXEL_OFFSET, FaceRig, Identity, head_matrix, head_motion
 from eapc_lightning.synth.media import write_audio, write_npy, write_video
 from eapc_lightning.synth.recording import apply_conditions, draw_conditions
 from eapc_lightning.synth.speech import (
     Voice,
+    articulation,
     build_tracks,
     per_video_frame,
     plan_sentence,
@@ -63,6 +71,9 @@ class SynthSettings:
     recording: bool = (
         True  # each clip's audio through its own room, channel, noise and gain (synth/recording.py)
     )
+    # "espeak": random English sentences by eSpeak NG, the mouth on its phoneme times (synth/espeak.py);
+    # "formant": the additive formant synthesiser's random syllables (synth/speech.py)
+    voice: str = "formant"
 
     def validate(self) -> "SynthSettings":
         if self.speakers < 1 or self.clips_per_cell < 1:
@@ -78,8 +89,12 @@ class SynthSettings:
             )
         if self.size < 128 or self.size % 2:
             raise ValueError(f"size must be an even number >= 128, got {self.size}")
+        if self.voice not in VOICES:
+            raise ValueError(f"unknown voice {self.voice!r}; choose from {', '.join(VOICES)}")
         return self
 
+
+VOICES = ("formant", "espeak")
 
 SYNTH_PRESETS = {
     # unit tests: 2 speakers x {angry, sad} x level 3 x 1 clip x ~2 s = 4 clips, ~200 frames
@@ -111,6 +126,7 @@ class Speaker:
     index: int
     name: str
     voice: Voice
+    espeak_voice: EspeakVoice
     identity: Identity
 
 
@@ -161,7 +177,14 @@ def speaker_profile(index: int, seed: int) -> Speaker:
         chin=float(shape.uniform(-0.03, 0.04)),
         appearance=appearance,
     )
-    return Speaker(index, name, voice, identity)
+    # the eSpeak voice from a stream of its own, so the formant voice's draws stay as they were
+    variants = MALE_VARIANTS if male else FEMALE_VARIANTS
+    espeak_voice = EspeakVoice(
+        variant=variants[(index // 2) % len(variants)],
+        pitch=float(np.random.default_rng([seed, 6, index]).uniform(35, 65)),
+        syllable_rate=voice.syllable_rate,
+    )
+    return Speaker(index, name, voice, espeak_voice, identity)
 
 
 @dataclass(frozen=True)
@@ -216,9 +239,14 @@ def make_clip(spec: ClipSpec, settings: SynthSettings, seed: int, render: bool =
     seconds = settings.seconds * float(rng.uniform(1 - DURATION_SPREAD, 1 + DURATION_SPREAD))
     num_frames = max(int(round(seconds * VIDEO_FPS)), 1)
     style = voice_style(spec.emotion, spec.level)
-    plan = plan_sentence(rng, num_frames / VIDEO_FPS, speaker.voice.syllable_rate * style.tempo)
-    tracks = build_tracks(plan, speaker.voice, style, rng)
-    audio = render_audio(tracks, speaker.voice, style, rng, num_frames * SAMPLES_PER_FRAME)
+    if settings.voice == "espeak":
+        audio, plan = speak_sentences(rng, num_frames / VIDEO_FPS, speaker.espeak_voice, style)
+        mouth_opening, lip_spread = articulation(plan, style, ESPEAK_VOWELS)
+    else:
+        plan = plan_sentence(rng, num_frames / VIDEO_FPS, speaker.voice.syllable_rate * style.tempo)
+        tracks = build_tracks(plan, speaker.voice, style, rng)
+        audio = render_audio(tracks, speaker.voice, style, rng, num_frames * SAMPLES_PER_FRAME)
+        mouth_opening, lip_spread = tracks.opening, tracks.spread
     if settings.recording:  # a stream of its own: the speech and the face do not depend on the switch
         room = np.random.default_rng(
             [seed, 3, spec.speaker, EMOTION_TO_INDEX[spec.emotion], spec.level, spec.clip]
@@ -226,8 +254,8 @@ def make_clip(spec: ClipSpec, settings: SynthSettings, seed: int, render: bool =
         audio = apply_conditions(audio, draw_conditions(room), room)
 
     expression, jaw_bias = face_offsets(spec.emotion, spec.level)
-    opening = per_video_frame(tracks.opening, num_frames) + jaw_bias
-    spread = per_video_frame(tracks.spread, num_frames)
+    opening = per_video_frame(mouth_opening, num_frames) + jaw_bias
+    spread = per_video_frame(lip_spread, num_frames)
     rig = _rig(speaker.identity, settings.size)
     heads = head_motion(rng, num_frames, rig.centre, VIDEO_FPS)
     targets = np.stack([rig.pose(expression, opening[i], spread[i], heads[i]) for i in range(num_frames)])
@@ -351,7 +379,12 @@ def generate_dataset(
         **signature,
         "preset": preset,
         "speakers": [
-            {"name": s.name, "voice": asdict(s.voice), "identity": asdict(s.identity)}
+            {
+                "name": s.name,
+                "voice": asdict(s.voice),
+                "espeak_voice": asdict(s.espeak_voice),
+                "identity": asdict(s.identity),
+            }
             for s in (speaker_profile(i, seed) for i in range(settings.speakers))
         ],
         "video": {"fps": VIDEO_FPS, "size": settings.size, "codec": "h264", "pix_fmt": "yuv420p"},

@@ -14,6 +14,7 @@ to constant power and then shaped by the voicing envelope, so the loudness follo
 plosive bursts and breathiness. Harmonics above 7.6 kHz are dropped (no aliasing at 16 kHz).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,11 +194,37 @@ class Tracks:
     spread: np.ndarray  # lip spread (units of face.LIP_SPREAD)
 
 
+def articulation(
+    plan: SentencePlan, style: VoiceStyle, vowels: Mapping[str, Vowel] = VOWELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jaw opening and lip spread at ``CONTROL_RATE`` for the plan's segments: a vowel opens the jaw by
+    its openness x stress and sets its spread (``vowels`` maps the plan's vowel symbols to their
+    articulation); a labial consonant closes the lips, any other keeps the jaw at ``CONSONANT_JAW``;
+    pauses close the mouth. The jaw moves slower than the sound: smoothing over ``JAW_SMOOTHING`` spreads
+    each vowel's opening into its neighbours (coarticulation), so only labials and pauses close the mouth."""
+    n = int(round(plan.duration * CONTROL_RATE))
+    opening_target = np.zeros(n)
+    spread_target = np.zeros(n)
+    for segment in plan.segments:
+        a, b = int(round(segment.start * CONTROL_RATE)), int(round(segment.end * CONTROL_RATE))
+        if a >= n:
+            break
+        b = min(max(b, a + 1), n)
+        if segment.kind == "vowel":
+            vowel = vowels[segment.symbol]
+            opening_target[a:b] = vowel.openness * segment.stress
+            spread_target[a:b] = vowel.spread
+        else:
+            consonant = CONSONANTS[segment.symbol]
+            opening_target[a:b] = 0.0 if consonant.labial else CONSONANT_JAW
+            spread_target[a:b] = consonant.spread
+    opening = _smooth(opening_target, JAW_SMOOTHING) * style.articulation
+    return opening, _smooth(spread_target, 0.06)
+
+
 def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.random.Generator) -> Tracks:
     n = int(round(plan.duration * CONTROL_RATE))
     voicing = np.zeros(n)
-    opening_target = np.zeros(n)
-    spread_target = np.zeros(n)
     formants = np.full((3, n), np.nan)
     noise = {band: np.zeros(n) for band in NOISE_BANDS}
     accents = np.zeros(n)
@@ -211,8 +238,6 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
             vowel = VOWELS[segment.symbol]
             env = _envelope(length, 25, 45) * segment.stress * float(rng.uniform(0.85, 1.1))
             voicing[a:b] += env * (0.6 + 0.4 * vowel.openness)
-            opening_target[a:b] = vowel.openness * segment.stress
-            spread_target[a:b] = vowel.spread
             formants[:, a:b] = np.array([[vowel.f1], [vowel.f2], [vowel.f3]])
             centre = (a + b) // 2
             accents += (segment.stress == 1.0) * np.exp(
@@ -220,8 +245,6 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
             )
             continue
         consonant = CONSONANTS[segment.symbol]
-        spread_target[a:b] = consonant.spread
-        opening_target[a:b] = 0.0 if consonant.labial else CONSONANT_JAW
         if consonant.kind == "nasal":
             voicing[a:b] += _envelope(length, 10, 10) * consonant.level
             formants[:, a:b] = np.array(NASAL_FORMANTS)[:, None]
@@ -250,16 +273,14 @@ def build_tracks(plan: SentencePlan, voice: Voice, style: VoiceStyle, rng: np.ra
     jitter = 1.0 + style.jitter * _smooth(rng.normal(0.0, 1.0, n), 0.004) * 3.0
     f0 = voice.pitch * style.pitch * 2.0 ** (_smooth(semitones, 0.05) / 12.0) * jitter
 
-    # the jaw moves slower than the sound: smoothing over JAW_SMOOTHING spreads each vowel's opening into
-    # its neighbours (coarticulation), so only labials and pauses close the mouth
-    opening = _smooth(opening_target, JAW_SMOOTHING) * style.articulation
+    opening, spread = articulation(plan, style)
     return Tracks(
         voicing=_smooth(voicing, 0.01),
         f0=f0,
         formants=formants,
         noise={band: _smooth(track, 0.005) for band, track in noise.items()},
         opening=opening,
-        spread=_smooth(spread_target, 0.06),
+        spread=spread,
     )
 
 
@@ -268,7 +289,7 @@ def _resonance(frequency: np.ndarray, centre: np.ndarray, bandwidth: float) -> n
     return centre**2 / np.sqrt((centre**2 - frequency**2) ** 2 + (bandwidth * frequency) ** 2)
 
 
-def _band_noise(rng: np.random.Generator, n: int, band: tuple[float, float]) -> np.ndarray:
+def band_noise(rng: np.random.Generator, n: int, band: tuple[float, float]) -> np.ndarray:
     """White noise band-limited to ``band`` (Hz) by FFT masking, unit RMS."""
     spectrum = np.fft.rfft(rng.normal(0.0, 1.0, n))
     freqs = np.fft.rfftfreq(n, 1.0 / AUDIO_SAMPLE_RATE)
@@ -311,8 +332,8 @@ def render_audio(
     unvoiced = np.zeros(num_samples)
     for band, track in tracks.noise.items():
         if track.any():
-            unvoiced += upsample(track) * _band_noise(rng, num_samples, band)
-    breath = style.breathiness * upsample(tracks.voicing) * _band_noise(rng, num_samples, BREATH_BAND)
+            unvoiced += upsample(track) * band_noise(rng, num_samples, band)
+    breath = style.breathiness * upsample(tracks.voicing) * band_noise(rng, num_samples, BREATH_BAND)
     signal = OUTPUT_GAIN * style.energy * (voiced + unvoiced + breath)
     return np.clip(signal, -1.0, 1.0).astype(np.float32)
 

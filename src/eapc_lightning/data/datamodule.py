@@ -22,7 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from eapc_lightning.audio.features import AudioFeatureConfig
-from eapc_lightning.data.feature_stats import STAT_KEYS, FeatureStats, train_feature_stats
+from eapc_lightning.data.feature_stats import FeatureStats, train_feature_stats
 from eapc_lightning.data.index import ClipRecord, list_clips
 from eapc_lightning.data.landmark_windows import REFERENCE_MODES, EpochShuffleSampler, LandmarkWindowDataset
 from eapc_lightning.data.splits import SPLIT_NAMES, split_by_speaker
@@ -48,6 +48,10 @@ class LandmarkDataModule(LightningDataModule):
         face_shape_jitter: strength of the random face-shape change of each training window
             (``eapc_lightning.data.face_shape``; 0 = off, 1 = roughly the spread of adult faces).
         standardize: standardise mfcc and llf with training-split statistics (else leave them raw).
+        utterance_norm_frames: above 0, standardise each clip by its own running statistics with the
+            training split's as a prior worth this many frames (per-utterance normalisation,
+            ``FeatureStats.standardize``); 0 = the training split's statistics alone. The setting travels
+            with the statistics into the model, so inference normalises the same way.
         std_floor: lower bound on the standard deviations used for standardising.
         clip_cache_size: clips kept in memory per worker (least recently used are dropped).
         pin_memory / persistent_workers / drop_last: passed to the DataLoaders (drop_last: training only).
@@ -69,6 +73,7 @@ class LandmarkDataModule(LightningDataModule):
         reference: str = "random",
         face_shape_jitter: float = 0.0,
         standardize: bool = True,
+        utterance_norm_frames: float = 0.0,
         std_floor: float = 1e-5,
         clip_cache_size: int = 64,
         pin_memory: bool = False,
@@ -84,6 +89,11 @@ class LandmarkDataModule(LightningDataModule):
             )
         if face_shape_jitter < 0:
             raise ValueError(f"face_shape_jitter must be non-negative, got {face_shape_jitter}")
+        if utterance_norm_frames < 0 or (utterance_norm_frames > 0 and not standardize):
+            raise ValueError(
+                "utterance_norm_frames must be non-negative and needs standardize: true "
+                f"(got {utterance_norm_frames}, standardize={standardize})"
+            )
         if std_floor <= 0:
             raise ValueError(f"std_floor must be positive, got {std_floor}")
         self.save_hyperparameters()
@@ -101,6 +111,7 @@ class LandmarkDataModule(LightningDataModule):
         self.reference = reference
         self.face_shape_jitter = face_shape_jitter
         self.standardize = standardize
+        self.utterance_norm_frames = utterance_norm_frames
         self.std_floor = std_floor
         self.clip_cache_size = clip_cache_size
         self.pin_memory = pin_memory
@@ -132,7 +143,7 @@ class LandmarkDataModule(LightningDataModule):
         if self._stats is None:
             if self.standardize:
                 raw = train_feature_stats(self.cache_dir, self._splits["train"])
-                self._stats = raw.floored(self.std_floor)
+                self._stats = raw.floored(self.std_floor).with_utterance_frames(self.utterance_norm_frames)
             else:
                 self._stats = FeatureStats.identity()
         if not self._datasets:
@@ -205,7 +216,8 @@ class LandmarkDataModule(LightningDataModule):
 
     @property
     def feature_stats(self) -> dict[str, torch.Tensor]:
-        """{"mfcc_mean", "mfcc_std"}: (12,) and {"llf_mean", "llf_std"}: (25,) float32 tensors.
+        """{"mfcc_mean", "mfcc_std"}: (12,) and {"llf_mean", "llf_std"}: (25,) float32 tensors, and
+        ``utterance_frames`` (0-d): the per-utterance prior weight, 0 when off.
 
         The values that standardised the served features (``x_std = (x - mean) / std``); zeros and ones
         when ``standardize`` is off. Standard deviations are already floored.
@@ -258,7 +270,7 @@ class LandmarkDataModule(LightningDataModule):
         """Adopt a checkpoint's feature statistics (they replace any computed ones)."""
         if "feature_stats" not in state_dict:
             return
-        self._stats = FeatureStats.from_mapping({key: state_dict["feature_stats"][key] for key in STAT_KEYS})
+        self._stats = FeatureStats.from_mapping(state_dict["feature_stats"])
         for dataset in self._datasets.values():
             dataset.stats = self._stats
         saved = state_dict.get("split_speakers")

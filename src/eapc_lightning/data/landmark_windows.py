@@ -7,8 +7,9 @@ inputs and target of the Dual-LSTM, paper section 3.4, with T = 25 there) is a d
 ==============  ==============  ==========================================================================
 key             shape / dtype   meaning
 ==============  ==============  ==========================================================================
-mfcc            (T, 28, 12) f32 MFCC windows, standardised per coefficient with training statistics
-llf             (T, 25) f32     low-level features, standardised with training statistics
+mfcc            (T, 28, 12) f32 MFCC windows, standardised per coefficient (training statistics, or the
+                                utterance's own from frame 0 on: ``FeatureStats.utterance_frames``)
+llf             (T, 25) f32     low-level features, standardised alike
 landmarks       (T, 68, 2) f32  ground-truth aligned landmarks (canonical 256x256 frame pixels)
 reference       (68, 2) f32     aligned landmarks of one frame of the same clip (the identity)
 reference_index () long         which frame of the clip ``reference`` is
@@ -154,9 +155,12 @@ class LandmarkWindowDataset(Dataset):
                 apply_shape_change(landmarks, reference, change),
                 apply_shape_change(reference, reference, change),
             )
+        # per-utterance statistics run from the clip's first frame, as in streaming inference
+        first = 0 if self.stats.utterance_frames else start
+        mfcc, llf, _ = self.stats.standardize(arrays["mfcc"][first:stop], arrays["llf"][first:stop])
         return {
-            "mfcc": torch.from_numpy(self.stats.standardize_mfcc(arrays["mfcc"][start:stop])),
-            "llf": torch.from_numpy(self.stats.standardize_llf(arrays["llf"][start:stop])),
+            "mfcc": torch.from_numpy(mfcc[start - first :]),
+            "llf": torch.from_numpy(llf[start - first :]),
             "landmarks": torch.from_numpy(landmarks),
             "reference": torch.from_numpy(reference),
             "reference_index": torch.tensor(reference_index, dtype=torch.long),

@@ -40,6 +40,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from eapc_lightning.audio.features import AudioFeatureConfig
 from eapc_lightning.constants import EMOTIONS, NUM_LANDMARKS
+from eapc_lightning.data.feature_stats import UTTERANCE_KEY, FeatureStats, UtteranceMoments
 from eapc_lightning.errors import InputError
 from eapc_lightning.losses import A2LLoss, LossTerms
 from eapc_lightning.metrics import METRIC_NAMES, LandmarkDistance, LandmarkVelocityDistance
@@ -107,6 +108,7 @@ class A2LModule(LightningModule):
         for name, shape in FEATURE_STATS_SHAPES.items():
             fill = torch.ones if name.endswith("_std") else torch.zeros
             self.register_buffer(name, fill(shape))
+        self.register_buffer(UTTERANCE_KEY, torch.tensor(0.0))
         self.register_buffer("feature_stats_set", torch.tensor(False))
         # the settings the training cache's features were computed with; saved in every checkpoint
         self.audio_features: AudioFeatureConfig | None = None
@@ -125,7 +127,8 @@ class A2LModule(LightningModule):
     # ---------------------------------------------------------------- feature statistics
 
     def set_feature_stats(self, stats: Mapping[str, Any]) -> None:
-        """Copy ``mfcc_mean``/``mfcc_std`` (12,) and ``llf_mean``/``llf_std`` (25,) into the buffers."""
+        """Copy ``mfcc_mean``/``mfcc_std`` (12,) and ``llf_mean``/``llf_std`` (25,) into the buffers, and
+        ``utterance_frames`` (per-utterance normalisation's prior weight; 0 = off) where given."""
         for name, shape in FEATURE_STATS_SHAPES.items():
             if name not in stats:
                 raise ValueError(
@@ -135,13 +138,21 @@ class A2LModule(LightningModule):
             if tuple(value.shape) != shape:
                 raise ValueError(f"feature_stats[{name!r}] has shape {tuple(value.shape)}, expected {shape}")
             getattr(self, name).copy_(value)
+        getattr(self, UTTERANCE_KEY).fill_(float(stats.get(UTTERANCE_KEY, 0.0)))
         self.feature_stats_set.fill_(True)
+
+    def standardizer(self) -> FeatureStats:
+        """The statistics in this module's buffers, which standardise raw features as training did."""
+        names = (*FEATURE_STATS_SHAPES, UTTERANCE_KEY)
+        return FeatureStats.from_mapping({name: getattr(self, name) for name in names})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.audio_features is not None:
             checkpoint["audio_features"] = self.audio_features.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # checkpoints from before per-utterance normalisation standardised with the training statistics only
+        checkpoint.get("state_dict", {}).setdefault(UTTERANCE_KEY, torch.tensor(0.0))
         recorded = checkpoint.get("audio_features")
         self.audio_features = None if recorded is None else AudioFeatureConfig.from_dict(recorded)
 
@@ -175,7 +186,11 @@ class A2LModule(LightningModule):
         state = checkpoint.get("state_dict", {})
         wanted = {key: value for key, value in state.items() if key.startswith("network.")}
         wanted.update(
-            {name: state[name] for name in (*FEATURE_STATS_SHAPES, "feature_stats_set") if name in state}
+            {
+                name: state[name]
+                for name in (*FEATURE_STATS_SHAPES, UTTERANCE_KEY, "feature_stats_set")
+                if name in state
+            }
         )
         try:
             self.load_state_dict(wanted, strict=False)
@@ -290,7 +305,8 @@ class A2LModule(LightningModule):
             intensity: 1-3, blends the chosen emotion toward neutral (see ``emotion_condition``).
 
         The returned :class:`LandmarkStream` standardises each chunk with this module's feature statistics
-        and carries the recurrent states, the eq. 4 prior and the attention window's keys and values
+        (with per-utterance normalisation, ``utterance_frames`` > 0, also the running statistics of the audio
+        so far) and carries the recurrent states, the eq. 4 prior and the attention window's keys and values
         (:class:`~eapc_lightning.models.StreamState`) from one call to the next, so the landmarks do not
         depend on where the audio is cut. The eq. 4 prior alone restarts every ``prior_reset_frames``
         frames counted from the first call (a hyper-parameter, see ``__init__``).
@@ -370,6 +386,8 @@ class LandmarkStream:
         self.override = None if override is None else override[None]
         self.unlabelled = torch.full((1,), -1, dtype=torch.long, device=module.device)
         self.state = StreamState()
+        self.standardizer = module.standardizer()
+        self.moments: UtteranceMoments | None = None  # the utterance so far, for per-utterance statistics
         self.emotion_logits: list[torch.Tensor] = []  # (n, 8) LLF encoder logits of each call's frames
 
     def __call__(
@@ -381,8 +399,10 @@ class LandmarkStream:
         llf = module._clip_tensor(llf_raw, "llf_raw", (mfcc.shape[0], 25))
         if mfcc.shape[0] == 0:
             return torch.zeros(0, NUM_LANDMARKS, 2)
-        mfcc = (mfcc - module.mfcc_mean) / module.mfcc_std
-        llf = (llf - module.llf_mean) / module.llf_std
+        mfcc, llf, self.moments = self.standardizer.standardize(
+            mfcc.cpu().numpy(), llf.cpu().numpy(), self.moments
+        )
+        mfcc, llf = (torch.from_numpy(array).to(module.device) for array in (mfcc, llf))
         was_training = module.training
         module.eval()
         pieces = []

@@ -1,6 +1,9 @@
 """The synthetic set's eSpeak NG voice: phoneme times that match the sound, the mouth that follows them,
 speakers and emotions that change the voice as intended."""
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
 import librosa
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from eapc_lightning.constants import AUDIO_SAMPLE_RATE, VIDEO_FPS
 from eapc_lightning.synth.emotion import VoiceStyle, voice_style
 from eapc_lightning.synth.espeak import (
+    ESPEAK_RATE,
     ESPEAK_VOWELS,
     EspeakVoice,
     espeak_settings,
@@ -39,14 +43,14 @@ def test_mnemonics_map_to_the_articulation_of_their_sound():
 
 def test_phoneme_times_match_the_sound():
     """Vowels are loud, pauses nearly silent: the event times line up with eSpeak's samples."""
-    samples, phonemes = fresh_engine().speak(
+    samples, phonemes = fresh_engine(0).speak(
         "Would you like some coffee, or a cup of tea?", "en-us+m1", 175, 50, 50
     )
-    assert len(samples) > 0.02 * 22050 and len(phonemes) > 15
-    ends = [position for position, _ in phonemes[1:]] + [len(samples) / 22.05]
+    assert len(samples) > 0.02 * ESPEAK_RATE and len(phonemes) > 15
+    ends = [position for position, _ in phonemes[1:]] + [len(samples) * 1000 / ESPEAK_RATE]
     vowel_power, pause_power = [], []
     for (start, mnemonic), end in zip(phonemes, ends, strict=True):
-        piece = samples[int(start * 22.05) : int(end * 22.05)]
+        piece = samples[int(start * ESPEAK_RATE / 1000) : int(end * ESPEAK_RATE / 1000)]
         if len(piece) == 0:
             continue
         segment = phoneme_segment(mnemonic, 0.0, 1.0, 0)
@@ -60,13 +64,13 @@ def test_phoneme_times_match_the_sound():
 
 def test_rate_follows_tempo_and_pitch_follows_the_variant():
     text = "The old teacher carried a heavy book across the empty road."
-    normal, _ = fresh_engine().speak(text, "en-us+m1", 175, 50, 50)
-    fast, _ = fresh_engine().speak(text, "en-us+m1", 262, 50, 50)
+    normal, _ = fresh_engine(0).speak(text, "en-us+m1", 175, 50, 50)
+    fast, _ = fresh_engine(0).speak(text, "en-us+m1", 262, 50, 50)
     assert 1.3 < len(normal) / len(fast) < 1.7  # 1.5x the words per minute
 
     def median_f0(voice: EspeakVoice) -> float:
-        samples, _ = fresh_engine().speak(text, f"en-us+{voice.variant}", 175, 50, 50)
-        f0 = librosa.yin(samples.astype(np.float32), fmin=60, fmax=500, sr=22050)
+        samples, _ = fresh_engine(0).speak(text, f"en-us+{voice.variant}", 175, 50, 50)
+        f0 = librosa.yin(samples.astype(np.float32), fmin=60, fmax=500, sr=ESPEAK_RATE)
         return float(np.median(f0))
 
     assert median_f0(FEMALE) > 1.4 * median_f0(MALE)
@@ -111,6 +115,14 @@ def test_espeak_clips_are_reproducible_and_generated_by_workers(tmp_path):
     np.testing.assert_array_equal(one.landmarks, two.landmarks)
     records = generate_dataset(tmp_path, preset="tiny", workers=2, voice="espeak", seconds=1.0)
     assert [r["status"] for r in records] == ["generated"] * 4
+
+
+def test_a_clip_sounds_the_same_in_a_fresh_process():
+    """The library seeds its own random generator per process unless told; f2 is a variant it audibly uses."""
+    here = speak_sentences(np.random.default_rng(5), 1.5, FEMALE, NEUTRAL)[0]
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        there = pool.submit(speak_sentences, np.random.default_rng(5), 1.5, FEMALE, NEUTRAL).result()[0]
+    np.testing.assert_array_equal(here, there)
 
 
 def test_unknown_voice_is_refused_with_the_choices():

@@ -14,7 +14,7 @@ def _csv(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from eapc_lightning.synth.generator import SYNTH_PRESETS
+    from eapc_lightning.synth.generator import SYNTH_PRESETS, VOICES
 
     parser.add_argument("--out", required=True, help="output folder (created; complete clips are kept)")
     parser.add_argument("--preset", default="default", choices=sorted(SYNTH_PRESETS), help="dataset size")
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="video frame side in pixels (default 256)")
     parser.add_argument(
         "--voice",
-        choices=("formant", "espeak"),
+        choices=VOICES,
         help="espeak: English sentences by eSpeak NG; formant: the formant synthesiser's syllables "
         "(default: the preset's)",
     )

@@ -180,7 +180,7 @@ _CALLBACK = ctypes.CFUNCTYPE(
 class _Engine:
     """The eSpeak NG library, loaded by this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int) -> None:
         try:
             import espeakng_loader
         except ImportError as error:
@@ -193,6 +193,11 @@ class _Engine:
         rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, INITIALIZE_PHONEME_EVENTS)
         if rate != ESPEAK_RATE:
             raise RuntimeError(f"eSpeak NG initialised at {rate} Hz, expected {ESPEAK_RATE}")
+        # its random generator (voicing noise, flutter) is otherwise seeded per process: a clip made in
+        # another worker would differ for some variants (f2 by up to 0.017 of full scale)
+        self.lib.espeak_ng_SetRandSeed.restype = ctypes.c_int
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.lib.espeak_ng_SetRandSeed(seed)
         self.samples: list[np.ndarray] = []
         self.phonemes: list[tuple[int, str]] = []
         self.callback = _CALLBACK(self._receive)  # kept referenced: the library calls it later
@@ -237,13 +242,14 @@ class _Engine:
 _loaded: list[_Engine] = []
 
 
-def fresh_engine() -> _Engine:
-    """eSpeak NG loaded anew. The library keeps state from one utterance to the next (its echo buffer,
-    the phase of its pitch flutter) that even ``espeak_Terminate`` leaves, so each clip starts from a
-    fresh load and sounds the same whatever this process (or the one it was forked from) spoke before."""
+def fresh_engine(seed: int) -> _Engine:
+    """eSpeak NG loaded anew, its random generator seeded with ``seed``. The library keeps state from one
+    utterance to the next (its echo buffer, the phase of its pitch flutter) that even ``espeak_Terminate``
+    leaves, so each clip starts from a fresh load and sounds the same whatever this process (or the one it
+    was forked from) spoke before, and in whichever process makes it."""
     while _loaded:
         _loaded.pop().close()
-    _loaded.append(_Engine())
+    _loaded.append(_Engine(seed))
     return _loaded[0]
 
 
@@ -291,12 +297,10 @@ def _tilt_and_breath(samples: np.ndarray, style: VoiceStyle, rng: np.random.Gene
         shaped = lfilter([1.0 + coefficient], [1.0, coefficient], samples)
     else:
         shaped = samples
-    level = np.sqrt(np.mean(shaped**2)) + 1e-12
     width = AUDIO_SAMPLE_RATE // 50
     envelope = np.convolve(np.abs(shaped), np.ones(width) / width, mode="same")
     breath = style.breathiness * 2.0 * envelope * band_noise(rng, len(shaped), BREATH_BAND)
-    out = shaped + breath
-    return out * (level / (np.sqrt(np.mean(out**2)) + 1e-12))
+    return shaped + breath  # the caller sets the level
 
 
 def speak_sentences(
@@ -309,7 +313,7 @@ def speak_sentences(
     pieces: list[np.ndarray] = []
     segments: list[Segment] = []
     phrases: list[Phrase] = []
-    speaker = fresh_engine()
+    speaker = fresh_engine(int(rng.integers(2**31)))
     time = float(rng.uniform(0.1, 0.25))
     pieces.append(np.zeros(int(round(time * AUDIO_SAMPLE_RATE))))
     while time < duration:
@@ -324,7 +328,7 @@ def speak_sentences(
         length = len(spoken) / AUDIO_SAMPLE_RATE
         starts = [time + position / 1000.0 for position, _ in phonemes]
         for (_, mnemonic), start, end in zip(phonemes, starts, [*starts[1:], time + length], strict=True):
-            segment = phoneme_segment(mnemonic, start, end, len(phrases))
+            segment = phoneme_segment(mnemonic, start, min(end, duration), len(phrases))
             if segment is not None and start < duration and end > start:
                 segments.append(segment)
         phrases.append(Phrase(time, min(time + length, duration)))
@@ -337,7 +341,4 @@ def speak_sentences(
     audio[total - fade :] *= np.linspace(1.0, 0.0, fade)
     audio = _tilt_and_breath(audio, style, rng)
     audio *= OUTPUT_RMS * style.energy / (np.sqrt(np.mean(audio**2)) + 1e-12)
-    segments = [
-        Segment(s.start, min(s.end, duration), s.kind, s.symbol, s.stress, s.phrase) for s in segments
-    ]
     return np.clip(audio, -1.0, 1.0).astype(np.float32), SentencePlan(segments, phrases, duration)

@@ -355,17 +355,26 @@ def generate_dataset(
             if progress:
                 progress(results[index])
     else:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=_pool_context(), initializer=_init_worker
-        ) as pool:
-            futures = {
-                pool.submit(_generate_one, spec, settings, seed, str(out), overwrite): index
-                for index, spec in enumerate(specs)
-            }
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress:
-                    progress(results[futures[future]])
+        import cv2
+
+        # OpenCV's worker threads, and the locks they may hold, must not be copied into forked workers
+        # (a worker's first OpenCV call then waits forever): the pool starts from a single-threaded parent
+        parent_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=_pool_context(), initializer=_init_worker
+            ) as pool:
+                futures = {
+                    pool.submit(_generate_one, spec, settings, seed, str(out), overwrite): index
+                    for index, spec in enumerate(specs)
+                }
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    if progress:
+                        progress(results[futures[future]])
+        finally:
+            cv2.setNumThreads(parent_threads)
     records = [results[index] for index in range(len(specs))]
 
     def relative(record: dict) -> dict:

@@ -187,3 +187,27 @@ def test_init_weights_start_from_the_checkpoint_and_keep_its_statistics(models, 
     missing.trainer = _Trainer(Namespace(feature_stats=other_stats, audio_features=None))
     with pytest.raises(InputError, match="none.ckpt"):
         missing.setup("fit")
+
+
+def test_fine_tuning_data_is_standardised_with_the_checkpoint_statistics(models, tmp_path):
+    from eapc_lightning.data.datamodule import LandmarkDataModule
+    from eapc_lightning.lit.a2l import A2LModule
+    from eapc_lightning.models import DualLSTMConfig
+    from helpers.fake_clip_cache import write_fake_cache
+    from helpers.tiny_models import A2L_NETWORK
+
+    arrays = write_fake_cache(
+        tmp_path, speakers=("M001", "M002", "W001"), clips_per_speaker=1, frame_counts=(30,)
+    )
+    data = LandmarkDataModule(cache_dir=str(tmp_path), val_speakers=["M002"], test_speakers=["W001"])
+    data.setup("fit")
+    trained = A2LModule.load_from_checkpoint(models.a2l, map_location="cpu")
+    assert not torch.allclose(data.feature_stats["mfcc_mean"], trained.mfcc_mean)  # the data's own differ
+    fresh = A2LModule(network=DualLSTMConfig(**A2L_NETWORK), init_weights=str(models.a2l))
+    fresh.trainer = _Trainer(data)
+    fresh.setup("fit")
+    sample = data.dataset("train")[0]
+    start = int(sample["start"])
+    raw = arrays[sample["clip_id"]]["llf"][start : start + 25]
+    expected = (raw - trained.llf_mean.numpy()) / trained.llf_std.numpy()
+    np.testing.assert_allclose(sample["llf"].numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -266,13 +266,17 @@ class LandmarkDataModule(LightningDataModule):
             }
         return state
 
+    def adopt_feature_stats(self, stats: FeatureStats) -> None:
+        """Standardise with ``stats`` from now on (they replace any computed ones), e.g. a model's own."""
+        self._stats = stats
+        for dataset in self._datasets.values():
+            dataset.stats = stats
+
     def load_state_dict(self, state_dict: dict) -> None:
         """Adopt a checkpoint's feature statistics (they replace any computed ones)."""
         if "feature_stats" not in state_dict:
             return
-        self._stats = FeatureStats.from_mapping(state_dict["feature_stats"])
-        for dataset in self._datasets.values():
-            dataset.stats = self._stats
+        self.adopt_feature_stats(FeatureStats.from_mapping(state_dict["feature_stats"]))
         saved = state_dict.get("split_speakers")
         if saved is not None and self._splits is not None:
             current = {name: sorted({r.speaker for r in self._splits[name]}) for name in SPLIT_NAMES}

@@ -97,7 +97,8 @@ class A2LModule(LightningModule):
             init_weights: an a2l checkpoint to fine-tune: when fitting starts, its network weights, feature
                 statistics and audio feature settings replace the fresh ones (the network must have the
                 same shape). Unlike ``--ckpt_path``, optimiser, epochs and schedule start anew, and the
-                checkpoint's statistics are kept rather than the new data's (the weights expect them).
+                checkpoint's statistics are kept rather than the new data's (the weights expect them), and
+                the datamodule standardises the new data with them (``adopt_feature_stats``).
         """
         super().__init__()
         if prior_reset_frames is not None and prior_reset_frames < 1:
@@ -206,10 +207,14 @@ class A2LModule(LightningModule):
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
+        datamodule = getattr(self.trainer, "datamodule", None)
         if self.hparams.get("init_weights"):
             self._load_initial_weights(self.hparams["init_weights"])
+            # the weights expect their own statistics: the new data is standardised with them too
+            adopt = getattr(datamodule, "adopt_feature_stats", None)
+            if adopt is not None:
+                adopt(self.standardizer())
             return  # a resumed fine-tuning run then restores its own checkpoint over these
-        datamodule = getattr(self.trainer, "datamodule", None)
         if self.audio_features is None:
             self.audio_features = getattr(datamodule, "audio_features", None)
         stats = getattr(datamodule, "feature_stats", None)

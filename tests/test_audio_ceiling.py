@@ -4,6 +4,7 @@ determine, and one they do not."""
 import numpy as np
 import pytest
 
+from eapc_lightning.cli import main as eapc
 from eapc_lightning.evaluation.audio_ceiling import (
     AudioCeiling,
     frame_rows,
@@ -58,3 +59,21 @@ def test_one_clip_is_refused_and_the_table_lists_every_clip(tmp_path):
     path = write_audio_ceiling(AudioCeiling(("a", "b"), (0.25, 0.75), 1e4), tmp_path)
     text = path.read_text()
     assert "**0.500**" in text and "clips above 0.5: 1" in text and "| b | 0.750 |" in text
+
+
+def test_the_command_scores_every_clip_of_a_cache_and_refuses_a_single_clip(tmp_path, capsys):
+    from helpers.fake_clip_cache import write_fake_cache
+
+    write_fake_cache(
+        tmp_path / "cache", speakers=("M001", "W001"), clips_per_speaker=2, frame_counts=(30, 41)
+    )
+    assert (
+        eapc(["audio-ceiling", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]) == 0
+    )
+    table = (tmp_path / "out" / "audio_ceiling.md").read_text()
+    assert (
+        table.count("\n| M001") + table.count("\n| W001") == 4 and "mean mouth r" in capsys.readouterr().out
+    )
+    write_fake_cache(tmp_path / "one", speakers=("M001",), clips_per_speaker=1, frame_counts=(30,))
+    assert eapc(["audio-ceiling", "--cache-dir", str(tmp_path / "one"), "--out", str(tmp_path / "out")]) == 1
+    assert "at least two clips" in capsys.readouterr().err

@@ -137,8 +137,9 @@ def test_real_footage_is_linked_clip_by_clip_then_scored_and_fine_tuned(models, 
     )
     run_real_speech(args, steps)
     kinds = [command[0] for command in steps.commands]
-    assert kinds == ["prepare", "evaluate", "fit", "test", "evaluate", "evaluate"]
-    prepare, every_clip, fit, _, before, after = steps.commands
+    assert kinds == ["prepare", "evaluate", "audio-ceiling", "fit", "test", "evaluate", "evaluate"]
+    prepare, every_clip, ceiling, fit, _, before, after = steps.commands
+    assert ceiling[ceiling.index("--out") + 1] == str(out)
     assert prepare[:3] == ["prepare", "--dataset", "folder"] and str(raw) in prepare
     assert every_clip[every_clip.index("--split") + 1] == "all" and "--landmarks-only" in every_clip
     assert every_clip[every_clip.index("--emotion-control") + 1] == "happy,sad"

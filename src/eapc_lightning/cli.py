@@ -23,6 +23,7 @@ TOOLS = {
     "report": "Gather run folders into one markdown report",
     "strip": "Evenly spaced frames of a video as one PNG strip",
     "evaluate-render": "Does a rendered face follow its landmarks? Re-detect them, compare mouths",
+    "audio-ceiling": "How much of each clip's mouth opening its audio features predict, learnt from the others",
     "pipeline": "The Makefile's jobs (a2l, vid2vid, ablation, demo): resumable chains of the commands above",
 }
 

@@ -419,9 +419,7 @@ def run_real_speech(args: argparse.Namespace, steps: Steps) -> None:
     """Real footage no model trained on -> a cache -> the a2l stage scored on every clip, with the emotion
     input's effect; with ``--finetune`` also the model fine-tuned on nine clips, both scored on five held-out
     ones (docs/real_speech.md)."""
-    from eapc_lightning.data.index import list_clips
     from eapc_lightning.errors import InputError
-    from eapc_lightning.evaluation.audio_ceiling import audio_ceiling, write_audio_ceiling
     from eapc_lightning.inference.checkpoints import MissingCheckpointError, resolve_checkpoint
 
     try:
@@ -456,12 +454,7 @@ def run_real_speech(args: argparse.Namespace, steps: Steps) -> None:
         )
 
     evaluate("evaluate", base, "all", args.out, "--emotion-control", "happy,sad")
-    ceiling = audio_ceiling(list_clips(cache))
-    print(
-        f"==> audio features alone, leave one clip out: mean mouth r {ceiling.mean_r:.3f} "
-        f"({write_audio_ceiling(ceiling, args.out)})",
-        flush=True,
-    )
+    steps.eapc("audio ceiling", "audio-ceiling", "--cache-dir", cache, "--out", args.out)
     if not args.finetune:
         return
     run_dir = args.work / "runs" / "a2l_finetune_real" / base.parent.parent.name

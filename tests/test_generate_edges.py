@@ -237,22 +237,31 @@ def test_signal_ends_cleanly_without_temporary_file(long_speech, face, models, t
     assert not (folder / "out.mp4").exists()
 
 
-def test_sigterm_swallowed_on_the_way_still_ends_the_run_at_the_next_frame():
-    from eapc_lightning.commands.generate import Terminated, _sigterm_raises, _stop_if_terminated
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_swallowed_on_the_way_still_ends_the_run_at_the_next_frame(signum):
+    from eapc_lightning.commands.generate import (
+        Interrupted,
+        Terminated,
+        _stop_if_signalled,
+        _stop_signals_raise,
+    )
 
+    stop = {signal.SIGTERM: Terminated, signal.SIGINT: Interrupted}[signum]
+    before = signal.getsignal(signum)
     frames_seen = []
-    progress = _stop_if_terminated(lambda stage, done, total: frames_seen.append(done))
-    with _sigterm_raises():
+    progress = _stop_if_signalled(lambda stage, done, total: frames_seen.append(done))
+    with _stop_signals_raise():
         progress("frames", 1, 3)
         try:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             time.sleep(5)  # the handler raises long before this ends
-        except Terminated:
+        except stop:
             pass  # what code that catches everything, or clears the pending exception, would do
-        with pytest.raises(Terminated):
+        assert signal.getsignal(signum) is signal.SIG_DFL  # a second signal would end the process at once
+        with pytest.raises(stop):
             progress("frames", 2, 3)
     assert frames_seen == [1]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signum) is before
 
 
 def test_temporary_file_of_a_killed_run_is_removed_by_the_next(

@@ -5,7 +5,7 @@ output paths, device and checkpoint kinds are checked before any model is loaded
 combination of options; 130 interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM, reported as an exit
 status, not by re-raising the signal). On SIGINT and SIGTERM the command unwinds like any error, so
 no temporary file is left beside the output, and prints one line (``eapc generate: interrupted`` or
-``eapc generate: terminated``). A second SIGTERM while it unwinds ends it at once; a temporary file left
+``eapc generate: terminated``). A second SIGINT or SIGTERM while it unwinds ends it at once; a temporary file left
 that way (or by SIGKILL) is removed by the next run writing the same output.
 """
 
@@ -94,25 +94,32 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT arrived. Raised by this command's own handler rather than Python's default one, so an
+    interrupted run that reports itself ends with status 130 and never by the signal."""
+
+
 class Terminated(BaseException):
     """SIGTERM arrived; unwinds like KeyboardInterrupt, so every ``finally`` and cleanup runs."""
 
 
-_termination_requested = threading.Event()
+_STOP_SIGNALS: dict[int, type[BaseException]] = {signal.SIGINT: Interrupted, signal.SIGTERM: Terminated}
+_stop_requested: list[type[BaseException]] = []  # the exception of the first stop signal, once it came
 
 
-def _raise_terminated(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    _termination_requested.set()  # checked once per frame too, should extension code swallow the exception
-    raise Terminated()
+def _raise_stop(signum, frame) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # the same signal again ends the process at once
+    stop = _STOP_SIGNALS[signum]
+    _stop_requested.append(stop)  # checked once per frame too, should extension code swallow the exception
+    raise stop()
 
 
-def _stop_if_terminated(update: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
-    """The per-frame progress callback, which also ends the run once SIGTERM has arrived."""
+def _stop_if_signalled(update: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
+    """The per-frame progress callback, which also ends the run once SIGINT or SIGTERM has arrived."""
 
     def progress(stage: str, done: int, total: int) -> None:
-        if _termination_requested.is_set():
-            raise Terminated()
+        if _stop_requested:
+            raise _stop_requested[0]()
         if update is not None:
             update(stage, done, total)
 
@@ -120,17 +127,19 @@ def _stop_if_terminated(update: Callable[[str, int, int], None] | None) -> Calla
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Within the block SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing changes)."""
+def _stop_signals_raise() -> Iterator[None]:
+    """Within the block SIGINT raises :class:`Interrupted` and SIGTERM :class:`Terminated` (main thread
+    only; elsewhere nothing changes); the previous handlers come back at its end."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _termination_requested.clear()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _stop_requested.clear()
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.renderer == "warp" and args.vid2vid is not None:
         print("eapc generate: --vid2vid needs --renderer vid2vid", file=sys.stderr)
         return 2
-    with _sigterm_raises():
+    with _stop_signals_raise():
         try:
             return _run(args)
         except KeyboardInterrupt:
@@ -184,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         renderer=args.renderer,
     )
     bar, update = _progress_bar(not args.no_progress)
-    update = _stop_if_terminated(update)
+    update = _stop_if_signalled(update)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -205,8 +205,10 @@ def test_stats_round_trip_through_state_dict(fake_cache, tmp_path):
         assert torch.equal(other.feature_stats[key], value)
     record = dm.splits["val"][0]
     np.testing.assert_allclose(other.full_clip(record)["mfcc"].numpy(), dm.full_clip(record)["mfcc"].numpy())
-    # Loading after setup also updates the datasets already built.
+    # Loading after setup also updates the datasets already built, and the clips they already served.
     late = make_dm(root, seed=5, val_fraction=0.0, test_fraction=0.5)
+    before = late.full_clip(record)["llf"].numpy()
+    assert not np.allclose(before, dm.full_clip(record)["llf"].numpy())  # other training statistics
     late.load_state_dict(state)
     np.testing.assert_allclose(late.full_clip(record)["llf"].numpy(), dm.full_clip(record)["llf"].numpy())
 

@@ -31,7 +31,8 @@ random :class:`~eapc_lightning.data.face_shape.FaceShapeChange` (a new identity)
 seeded by (seed, epoch, window index, 1); the datamodule sets it for training windows only.
 
 Clip arrays (mfcc, llf, landmarks only; never the face crops) are loaded lazily and kept in a small
-least-recently-used cache, one per worker process.
+least-recently-used cache, one per worker process, with the features standardised once per clip (a
+window is a slice of its whole clip's standardised features); setting ``stats`` empties the cache.
 """
 
 from collections import OrderedDict
@@ -81,6 +82,7 @@ class LandmarkWindowDataset(Dataset):
         self.window = window
         self.stride = stride
         self.reference = reference
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.stats = stats
         self.seed = seed
         self.clip_cache_size = max(1, clip_cache_size)
@@ -92,7 +94,15 @@ class LandmarkWindowDataset(Dataset):
         ]
         self.windows = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         self.skipped_clips = sum(record.num_frames < window for record in self.records)
-        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+
+    @property
+    def stats(self) -> FeatureStats:
+        return self._stats
+
+    @stats.setter
+    def stats(self, stats: FeatureStats) -> None:
+        self._stats = stats
+        self._cache.clear()  # its features were standardised with the previous statistics
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -117,7 +127,7 @@ class LandmarkWindowDataset(Dataset):
         return self._sample(record, self.clip_arrays(clip), 0, record.num_frames, 0)
 
     def clip_arrays(self, clip: int) -> dict[str, np.ndarray]:
-        """mfcc, llf and landmarks of one clip, from this process's LRU cache."""
+        """Standardised mfcc and llf and the landmarks of one clip, from this process's LRU cache."""
         arrays = self._cache.get(clip)
         if arrays is not None:
             self._cache.move_to_end(clip)
@@ -129,6 +139,9 @@ class LandmarkWindowDataset(Dataset):
                 raise InputError(
                     record.path, f"{key} has {arrays[key].shape[0]} frames, metadata says {record.num_frames}"
                 )
+        # per-utterance statistics run from the clip's first frame, as in streaming inference
+        mfcc, llf, _ = self.stats.standardize(arrays["mfcc"], arrays["llf"])
+        arrays = {"mfcc": mfcc, "llf": llf, "landmarks": arrays["landmarks"]}
         self._cache[clip] = arrays
         if len(self._cache) > self.clip_cache_size:
             self._cache.popitem(last=False)
@@ -155,12 +168,9 @@ class LandmarkWindowDataset(Dataset):
                 apply_shape_change(landmarks, reference, change),
                 apply_shape_change(reference, reference, change),
             )
-        # per-utterance statistics run from the clip's first frame, as in streaming inference
-        first = 0 if self.stats.utterance_frames else start
-        mfcc, llf, _ = self.stats.standardize(arrays["mfcc"][first:stop], arrays["llf"][first:stop])
         return {
-            "mfcc": torch.from_numpy(mfcc[start - first :]),
-            "llf": torch.from_numpy(llf[start - first :]),
+            "mfcc": torch.from_numpy(arrays["mfcc"][start:stop].copy()),
+            "llf": torch.from_numpy(arrays["llf"][start:stop].copy()),
             "landmarks": torch.from_numpy(landmarks),
             "reference": torch.from_numpy(reference),
             "reference_index": torch.tensor(reference_index, dtype=torch.long),
